@@ -5,4 +5,7 @@
 //! → `config`. The milter and `spoofguard check` share `evaluate`: there is one decision path.
 
 pub mod config;
+pub mod auth;
+pub mod header;
 pub mod lookalike;
+pub mod score;
