@@ -5,7 +5,9 @@ use crate::config::DnsSettings;
 use mail_auth::hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
 };
-use mail_auth::{DnsCache, MessageAuthenticator, Mx, Negative, RecordSet, ResolverCache, TxtRecord};
+use mail_auth::{
+    DnsCache, MessageAuthenticator, Mx, Negative, RecordSet, ResolverCache, TxtRecord,
+};
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -121,8 +123,9 @@ pub fn build_authenticator(settings: &DnsSettings) -> Result<MessageAuthenticato
     // Our own caches hold the parsed records; hickory's answer cache stays small.
     opts.cache_size = 1024;
     if settings.nameservers.is_empty() {
-        let (config, mut sys_opts) = mail_auth::hickory_resolver::system_conf::read_system_conf()
-            .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?;
+        let (config, mut sys_opts) =
+            mail_auth::hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?;
         sys_opts.timeout = settings.timeout;
         sys_opts.attempts = settings.attempts;
         sys_opts.cache_size = 1024;

@@ -280,8 +280,7 @@ pub async fn verify(
         pct: 100,
         sampled: true,
     };
-    if dmarc.result == AuthResult::Fail
-        && matches!(dmarc.policy, Some(p) if p != DmarcPolicy::None)
+    if dmarc.result == AuthResult::Fail && matches!(dmarc.policy, Some(p) if p != DmarcPolicy::None)
     {
         // mail-auth follows DMARCbis, which dropped `pct`; RFC 7489 section 6.3 still has it
         // and many records carry it, so read it from the record text.
@@ -363,6 +362,10 @@ fn map_dmarc(r: &DmarcResult) -> AuthResult {
 fn map_dkim_result(r: &DkimResult) -> (AuthResult, Option<String>) {
     match r {
         DkimResult::Pass => (AuthResult::Pass, None),
+        // RFC 6376, section 3.7: a body hash that does not verify is a PERMFAIL, i.e. fail.
+        DkimResult::Neutral(e @ MaError::Dkim(mail_auth::dkim::DkimError::BodyHashMismatch)) => {
+            (AuthResult::Fail, Some(describe(e)))
+        }
         DkimResult::Neutral(e) => (AuthResult::Neutral, Some(describe(e))),
         DkimResult::Fail(e) => (AuthResult::Fail, Some(describe(e))),
         DkimResult::PermError(e) => (AuthResult::PermError, Some(describe(e))),
@@ -419,11 +422,14 @@ fn describe(e: &MaError) -> String {
 
 /// The first `n` characters of the standard base64 encoding of `bytes`.
 fn base64_prefix(bytes: &[u8], n: usize) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(n + 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {

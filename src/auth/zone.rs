@@ -109,7 +109,9 @@ impl Zone {
                 return Some(response);
             }
             if qtype != RecordType::CNAME
-                && let Some(cname) = self.records.get(&RrKey::new(name.clone(), RecordType::CNAME))
+                && let Some(cname) = self
+                    .records
+                    .get(&RrKey::new(name.clone(), RecordType::CNAME))
                 && let Some(record) = cname.first()
             {
                 response.add_answer(record.clone());
@@ -173,7 +175,9 @@ impl ZoneServer {
                 return Ok(Self::spawn(zone, udp, tcp, addr));
             }
         }
-        Err(std::io::Error::other("no free UDP+TCP port pair on 127.0.0.1"))
+        Err(std::io::Error::other(
+            "no free UDP+TCP port pair on 127.0.0.1",
+        ))
     }
 
     fn spawn(zone: Arc<Zone>, udp: UdpSocket, tcp: TcpListener, addr: SocketAddr) -> ZoneServer {
@@ -212,17 +216,23 @@ impl ZoneServer {
                 let zone = zone.clone();
                 tokio::spawn(async move {
                     loop {
-                        let Ok(len) = stream.read_u16().await else { return };
+                        let Ok(len) = stream.read_u16().await else {
+                            return;
+                        };
                         let mut buf = vec![0u8; len as usize];
                         if stream.read_exact(&mut buf).await.is_err() {
                             return;
                         }
-                        let Ok(request) = Message::from_vec(&buf) else { return };
+                        let Ok(request) = Message::from_vec(&buf) else {
+                            return;
+                        };
                         let Some(response) = zone.answer(&request) else {
                             continue;
                         };
                         let Ok(bytes) = response.to_vec() else { return };
-                        let Ok(len) = u16::try_from(bytes.len()) else { return };
+                        let Ok(len) = u16::try_from(bytes.len()) else {
+                            return;
+                        };
                         if stream.write_u16(len).await.is_err()
                             || stream.write_all(&bytes).await.is_err()
                         {

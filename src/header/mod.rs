@@ -246,7 +246,11 @@ mod tests {
             brand: None,
         };
         let value = reasons_value(&[
-            r("LOOKALIKE_BRAND_TOKEN", 12.0, "microsoft-securityprotection-support.xyz ~ Microsoft"),
+            r(
+                "LOOKALIKE_BRAND_TOKEN",
+                12.0,
+                "microsoft-securityprotection-support.xyz ~ Microsoft",
+            ),
             r("DISPLAY_NAME_BRAND", 6.0, "display name claims Microsoft"),
             r("SPF_FAIL", 1.0, ""),
         ]);
@@ -267,7 +271,10 @@ mod tests {
     fn authserv_id_of_reads_token_quoted_and_commented_forms() {
         assert_eq!(authserv_id_of(" MX.Test; spf=pass"), Some("mx.test".into()));
         assert_eq!(authserv_id_of("mx.test 1; none"), Some("mx.test".into()));
-        assert_eq!(authserv_id_of("(c) \"mx.test\"; none"), Some("mx.test".into()));
+        assert_eq!(
+            authserv_id_of("(c) \"mx.test\"; none"),
+            Some("mx.test".into())
+        );
         assert_eq!(authserv_id_of("mx.test;"), Some("mx.test".into()));
         assert_eq!(authserv_id_of("   "), None);
         assert_eq!(authserv_id_of("(unclosed"), None);

@@ -137,7 +137,8 @@ impl std::fmt::Display for Decision {
 /// Sum of weights, rounded to one decimal so the header and the thresholds agree.
 pub fn total(reasons: &[Reason]) -> f64 {
     let sum: f64 = reasons.iter().map(|r| r.weight).sum();
-    (sum * 10.0).round() / 10.0
+    // `+ 0.0` turns the -0.0 that an empty f64 sum gives into 0.0.
+    (sum * 10.0).round() / 10.0 + 0.0
 }
 
 /// The verdict a score earns by the `[policy]` thresholds.
