@@ -407,7 +407,7 @@ async fn delete_forged(
     forged: &[(String, i32)],
 ) -> Result<(), SessionError> {
     let mut sorted: Vec<&(String, i32)> = forged.iter().collect();
-    sorted.sort_by(|a, b| b.1.cmp(&a.1));
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.1));
     for (name, index) in sorted {
         actions
             .change_header(name.as_str(), *index, None::<&str>)
