@@ -156,7 +156,8 @@ fn check_reports_unreadable_files_and_bad_zones() {
 
 /// The sample with every commented `key = value` line and table header uncommented.
 fn uncommented_sample() -> String {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/milter.toml")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/milter.toml")).unwrap();
     text.lines()
         .map(|l| {
             let body = l.strip_prefix('#').unwrap_or("");
@@ -181,7 +182,11 @@ fn sample_with_every_example_uncommented_is_valid_and_documented() {
     let (code, out, _) = spoofguard(&["config-check", "--config", path.to_str().unwrap()]);
     std::fs::remove_file(&path).unwrap();
     assert_eq!(code, 0, "{out}");
-    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
     let value: toml::Table = toml::from_str(&text).unwrap();
     let mut checked = 0;
     for (table, v) in &value {
@@ -194,7 +199,11 @@ fn sample_with_every_example_uncommented_is_valid_and_documented() {
                 .collect(),
             _ => continue,
         };
-        let prefix = if matches!(v, toml::Value::Array(_)) { table.trim_end_matches('s') } else { table };
+        let prefix = if matches!(v, toml::Value::Array(_)) {
+            table.trim_end_matches('s')
+        } else {
+            table
+        };
         for key in keys {
             let documented = docs.contains(&format!("`{prefix}.{key}`"))
                 || docs.contains(&format!("`{prefix}.{key}`,"));
