@@ -80,6 +80,12 @@ impl Session {
         }
     }
 
+    /// What goes before a header value we add. With SMFIP_HDR_LEADSPC negotiated the MTA
+    /// inserts no space after the colon itself (Postfix milter8.c), so we send it.
+    fn value_prefix(&self) -> &'static str {
+        if self.leading_space { " " } else { "" }
+    }
+
     pub fn init_connection(&mut self, ip: Option<IpAddr>) {
         self.client_ip = ip;
         self.trusted = ip.is_some_and(|ip| self.rt.config.auth.is_trusted(ip));
@@ -287,12 +293,17 @@ impl Session {
             return Ok(Status::Reject);
         }
 
+        let sp = self.value_prefix();
         actions
-            .insert_header(0, AUTHENTICATION_RESULTS, eval.authentication_results())
+            .insert_header(
+                0,
+                AUTHENTICATION_RESULTS,
+                format!("{sp}{}", eval.authentication_results()),
+            )
             .await?;
         debug!(queue_id, "added {AUTHENTICATION_RESULTS} header");
         if config.headers.add_score_headers {
-            add_score_headers(actions, eval.score, eval.decision, &eval.reasons).await?;
+            add_score_headers(actions, sp, eval.score, eval.decision, &eval.reasons).await?;
         }
         if eval.decision >= Decision::Tag && !config.policy.subject_tag.is_empty() && !dry_run {
             let subject = m.subject.unwrap_or_default();
@@ -343,7 +354,8 @@ impl Session {
                     brand: None,
                 }];
                 if config.headers.add_score_headers {
-                    add_score_headers(actions, 0.0, Decision::Accept, &reasons).await?;
+                    let sp = self.value_prefix();
+                    add_score_headers(actions, sp, 0.0, Decision::Accept, &reasons).await?;
                 }
                 info!(
                     queue_id,
@@ -419,17 +431,18 @@ async fn delete_forged(
 
 async fn add_score_headers(
     actions: &impl ContextActions,
+    sp: &str,
     score: f64,
     decision: Decision,
     reasons: &[Reason],
 ) -> Result<(), SessionError> {
+    let score = format!("{sp}{}", header::score_value(score));
+    actions.add_header(X_SCORE, score).await?;
     actions
-        .add_header(X_SCORE, header::score_value(score))
+        .add_header(X_VERDICT, format!("{sp}{}", decision.as_str()))
         .await?;
-    actions.add_header(X_VERDICT, decision.as_str()).await?;
-    actions
-        .add_header(X_REASONS, header::reasons_value(reasons))
-        .await?;
+    let reasons = format!("{sp}{}", header::reasons_value(reasons));
+    actions.add_header(X_REASONS, reasons).await?;
     Ok(())
 }
 

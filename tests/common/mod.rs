@@ -313,8 +313,25 @@ pub async fn greet(conn: &mut TestConnection, env: &Envelope<'_>) {
     assert_eq!(conn.helo(env.helo).await.expect("helo"), Status::Continue);
 }
 
-/// The value of the first header named `name` that the milter inserted or added.
+/// The value of the first header named `name` that the milter inserted or added, without the
+/// one leading space it sends when SMFIP_HDR_LEADSPC is negotiated (as the test client does).
 pub fn added(actions: &EomActions, name: &str) -> Option<String> {
+    added_raw(actions, name).map(|v| {
+        assert!(
+            v.starts_with(' '),
+            "{name} value has no leading space: {v:?}"
+        );
+        v[1..].to_owned()
+    })
+}
+
+/// Whether the milter added or inserted `name` with exactly `value` (see `added`).
+pub fn has_header(actions: &EomActions, name: &str, value: &str) -> bool {
+    added(actions, name).as_deref() == Some(value)
+}
+
+/// The value exactly as sent.
+pub fn added_raw(actions: &EomActions, name: &str) -> Option<String> {
     use indymilter_test::EomAction;
     actions.actions.iter().find_map(|a| match a {
         EomAction::InsertHeader { name: n, value, .. }
