@@ -263,7 +263,7 @@ scenario() {
     local out=$WORK/out/$name.txt ok=no
     if timeout 90 miltertest -D "COMMON=$SCRIPTS/common.lua" -D "DATA=$WORK/msg" \
         -D "SOCKET=$socket" -D "LOG=$milterlog" -D "STRICT_LEADSPC=$STRICT_LEADSPC" \
-        -s "$SCRIPTS/$script" >"$out" 2>&1 </dev/null; then
+        -D "SCENARIO=$SCRIPTS/$script" -s "$SCRIPTS/runner.lua" >"$out" 2>&1 </dev/null; then
         ok=yes
     fi
     result "$name" "$ok" "$out" "$milterlog"

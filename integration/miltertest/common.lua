@@ -39,7 +39,12 @@ end
 
 local function show(s)
   if s == nil then return "nil" end
-  return "[" .. s:gsub("\n", "\\n"):gsub("\t", "\\t") .. "]"
+  if type(s) == "number" then
+    -- milter reply codes are single characters (SMFIR_*)
+    return "'" .. string.char(s) .. "'"
+  end
+  s = tostring(s):gsub("\n", "\\n"):gsub("\t", "\\t")
+  return "[" .. s .. "]"
 end
 T.show = show
 
@@ -155,20 +160,15 @@ function T.clean_accept(conn)
   T.header_is(conn, "X-Spoofguard-Reasons", "none")
 end
 
--- An SMTP reply from the filter at EOM. miltertest's MT_SMTPREPLY check does not match
--- spoofguard's reply (CRATES.md, gotcha 7), so the reply code is checked with getreply and
--- the exact text is checked by run.sh from spoofguard's log when REPLY_TEXT_FROM_LOG is set.
+-- An SMTP reply from the filter at EOM, checked exactly ("550 5.7.1 text").
 function T.reply_is(conn, code, esc, text)
   local r = mt.getreply(conn)
   if not T.ok(r == SMFIR_REPLYCODE, "eom: expected an SMTP reply (SMFIR_REPLYCODE), got " .. show(r)) then
     return false
   end
-  if mt.eom_check(conn, MT_SMTPREPLY, code, esc, text) then
-    mt.echo("reply matched exactly: " .. code .. " " .. esc .. " " .. text)
-  else
-    mt.echo("NOTE: MT_SMTPREPLY did not match " .. show(code .. " " .. esc .. " " .. text))
-  end
-  return true
+  return T.ok(mt.eom_check(conn, MT_SMTPREPLY, code, esc, text),
+              "eom: SMTP reply is not " .. show(code .. " " .. esc .. " " .. text) ..
+              (mt.eom_check(conn, MT_SMTPREPLY, code) and "" or " (not even the code " .. code .. ")"))
 end
 
 -- spoofguard logs one info line per message at EOM. Wait (up to 3 s) for a line of LOG that
