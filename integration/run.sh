@@ -295,6 +295,7 @@ scenario d_quarantine d_quarantine.lua "$INET_SOCK" "$INET_LOG"
 scenario e_forged_results e_forged_results.lua "$INET_SOCK" "$INET_LOG"
 scenario f_body_altered f_body_altered.lua "$INET_SOCK" "$INET_LOG"
 scenario g_two_messages g_two_messages.lua "$INET_SOCK" "$INET_LOG"
+scenario j_lookalike j_lookalike.lua "$INET_SOCK" "$INET_LOG"
 
 # (h) the pass scenario again, over a unix socket (a second instance).
 start_milter unix
