@@ -49,6 +49,10 @@ cleanup() {
 trap cleanup EXIT
 
 summary_and_exit() {
+    if [[ -s ${WORK:-/nonexistent}/out/warnings.txt ]]; then
+        log "warnings (not counted as failures):"
+        sed 's/^[^:]*: //' "$WORK/out/warnings.txt" | sort | uniq -c | sed 's/^ */    /'
+    fi
     if ((failed > 0)); then
         log "failed: ${FAILED_NAMES[*]}"
     fi
@@ -246,16 +250,19 @@ result() {
         FAILED_NAMES+=("$name")
         log "FAIL $name"
         if [[ -s $out ]]; then
-            log "---- output of $name:"
-            sed 's/^/    /' "$out"
+            log "---- output of $name (warnings are listed at the end):"
+            grep -v '^WARN' "$out" | sed 's/^/    /' || true
         fi
         if [[ -n $milterlog && -e $milterlog ]]; then
             log "---- tail of $(basename "$milterlog"):"
-            tail -n 20 "$milterlog" | sed 's/^/    /'
+            tail -n 20 "$milterlog" | plain | sed 's/^/    /'
         fi
     fi
-    grep -h '^WARN' "$out" 2>/dev/null | sed "s/^/$name: /" || true
+    grep -h '^WARN' "$out" 2>/dev/null | sed "s/^/$name: /" >>"$WORK/out/warnings.txt" || true
 }
+
+# Strip ANSI colour codes (spoofguard's log may have them) when printing a log.
+plain() { sed 's/\x1b\[[0-9;]*m//g' "$@"; }
 
 # scenario NAME SCRIPT SOCKET MILTERLOG
 scenario() {
@@ -294,6 +301,7 @@ scenario c_spoof_reject c_spoof_reject.lua "$INET_SOCK" "$INET_LOG"
 scenario d_quarantine d_quarantine.lua "$INET_SOCK" "$INET_LOG"
 scenario e_forged_results e_forged_results.lua "$INET_SOCK" "$INET_LOG"
 scenario f_body_altered f_body_altered.lua "$INET_SOCK" "$INET_LOG"
+scenario f2_body_altered_spf_pass f2_body_altered_spf_pass.lua "$INET_SOCK" "$INET_LOG"
 scenario g_two_messages g_two_messages.lua "$INET_SOCK" "$INET_LOG"
 scenario j_lookalike j_lookalike.lua "$INET_SOCK" "$INET_LOG"
 

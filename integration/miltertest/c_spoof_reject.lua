@@ -5,5 +5,6 @@ local conn = T.connect("mail.attacker.example", "198.51.100.66", "mail.attacker.
 T.send(conn, { qid = "QIDC1", from = "ceo@sender.example" }, msg)
 T.reply_is(conn, "550", "5.7.1", "Message rejected: DMARC policy of sender.example is reject")
 T.ok(not mt.eom_check(conn, MT_QUARANTINE), "unexpected quarantine")
+T.log_has("QIDC1", { "spf=fail", "dmarc=fail" })
 mt.disconnect(conn)
 T.finish()

@@ -179,6 +179,7 @@ function T.log_has(qid, needles)
     local f = io.open(LOG, "r")
     if f ~= nil then
       for line in f:lines() do
+        line = line:gsub("\27%[[%d;]*m", "") -- ANSI colours, if the log has them
         if line:find(qid, 1, true) then
           last = line
           local all = true
