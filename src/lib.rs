@@ -4,5 +4,12 @@
 //! Dependencies point one way: `milter` → `evaluate` → {`auth`, `lookalike`, `score`, `header`}
 //! → `config`. The milter and `spoofguard check` share `evaluate`: there is one decision path.
 
+pub mod auth;
+pub mod check;
 pub mod config;
+pub mod evaluate;
+pub mod header;
+pub mod logging;
 pub mod lookalike;
+pub mod milter;
+pub mod score;

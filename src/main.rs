@@ -1,1 +1,312 @@
-fn main(){}
+//! The `spoofguard` command: `serve`, `check`, `domain`, `config-check`.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use spoofguard::check::{self, CheckOptions, Format};
+use spoofguard::config::{Config, parse_listen};
+use spoofguard::evaluate::{self, Runtime};
+use spoofguard::milter::{self, SharedRuntime};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use tracing::{error, info, warn};
+
+/// Where `--config` points when not given.
+const DEFAULT_CONFIG: &str = "/etc/spoofguard/milter.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "spoofguard",
+    version,
+    about = "Mail filter (milter): SPF, DKIM, DMARC, ARC and brand-impersonation checks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Text,
+    Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the milter.
+    Serve {
+        /// milter.toml (default /etc/spoofguard/milter.toml; built-in defaults if that is absent)
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Overrides [milter] listen, e.g. inet:127.0.0.1:8891 or unix:/run/spoofguard/milter.sock
+        #[arg(long)]
+        socket: Option<String>,
+        /// Overrides [log] level
+        #[arg(long)]
+        log_level: Option<String>,
+    },
+    /// Evaluate .eml files offline with the same checks as the milter.
+    Check {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Answer DNS from this zone file (RFC 1035 master-file syntax) instead of the network
+        #[arg(long)]
+        zone: Option<PathBuf>,
+        /// SMTP client IP for SPF (no SPF check without it)
+        #[arg(long)]
+        ip: Option<IpAddr>,
+        /// HELO/EHLO name
+        #[arg(long)]
+        helo: Option<String>,
+        /// Envelope sender (default: Return-Path, else the From address)
+        #[arg(long)]
+        mail_from: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: FormatArg,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Score sender domains for brand impersonation.
+    Domain {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: FormatArg,
+        #[arg(required = true)]
+        domains: Vec<String>,
+    },
+    /// Validate milter.toml and print every error with its key.
+    ConfigCheck {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            eprintln!("spoofguard: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+/// The configuration at `path`, or at the default path, or the built-in defaults when no path
+/// was given and the default file does not exist.
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None if Path::new(DEFAULT_CONFIG).exists() => Ok(Config::load(Path::new(DEFAULT_CONFIG))?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::ConfigCheck { config } => {
+            let path = config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            let result = Config::load(&path).and_then(|c| evaluate::compile(&c).map(|_| c));
+            match result {
+                Ok(c) => {
+                    println!(
+                        "{}: ok (listen {}, {} rules, {} brand tables)",
+                        path.display(),
+                        c.milter.listen,
+                        c.rules.len(),
+                        c.brands.len()
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    for line in e.lines() {
+                        println!("{line}");
+                    }
+                    Ok(1)
+                }
+            }
+        }
+        Command::Domain {
+            config,
+            format,
+            domains,
+        } => {
+            let config = load_config(config.as_deref())?;
+            check::run_domain(&config, &domains, format.into())?;
+            Ok(0)
+        }
+        Command::Check {
+            config,
+            zone,
+            ip,
+            helo,
+            mail_from,
+            format,
+            files,
+        } => {
+            let config = load_config(config.as_deref())?;
+            let opts = CheckOptions {
+                zone,
+                ip,
+                helo,
+                mail_from,
+                format: format.into(),
+            };
+            let failed = tokio.block_on(check::run_check(config, &opts, &files))?;
+            Ok(if failed > 0 { 2 } else { 0 })
+        }
+        Command::Serve {
+            config,
+            socket,
+            log_level,
+        } => {
+            let path = config.or_else(|| {
+                Path::new(DEFAULT_CONFIG)
+                    .exists()
+                    .then(|| PathBuf::from(DEFAULT_CONFIG))
+            });
+            let mut cfg = match &path {
+                Some(p) => Config::load(p)?,
+                None => Config::default(),
+            };
+            if let Some(s) = &socket {
+                cfg.milter.listen =
+                    parse_listen(s).map_err(|e| anyhow::anyhow!("--socket: {e}"))?;
+            }
+            if let Some(level) = &log_level {
+                cfg.log.level = level.clone();
+            }
+            spoofguard::logging::init(&cfg.log);
+            tokio.block_on(serve(cfg, path, socket, log_level))?;
+            Ok(0)
+        }
+    }
+}
+
+async fn serve(
+    cfg: Config,
+    path: Option<PathBuf>,
+    socket: Option<String>,
+    log_level: Option<String>,
+) -> anyhow::Result<()> {
+    let listen = cfg.milter.listen.clone();
+    let listener = milter::bind(&listen, cfg.milter.socket_mode)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let rt = Runtime::build(cfg, None)?;
+    info!(
+        listen = %listen,
+        config = %path.as_ref().map_or("built-in defaults".into(), |p| p.display().to_string()),
+        brands = rt.catalogue.len(),
+        dry_run = rt.config.milter.dry_run,
+        "spoofguard started"
+    );
+    let shared: SharedRuntime = Arc::new(RwLock::new(Arc::new(rt)));
+
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let reload_shared = shared.clone();
+    let reload_task = tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            reload(
+                &reload_shared,
+                path.as_deref(),
+                socket.as_deref(),
+                log_level.as_deref(),
+            );
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received, finishing open connections"),
+            _ = tokio::signal::ctrl_c() => info!("SIGINT received, finishing open connections"),
+        }
+    };
+    let result = milter::serve(listener, shared, shutdown).await;
+    reload_task.abort();
+    if let spoofguard::config::ListenSpec::Unix(p) = &listen {
+        let _ = std::fs::remove_file(p);
+    }
+    info!("spoofguard stopped");
+    result.context("milter server failed")
+}
+
+/// SIGHUP: read the file again; keep the old configuration if the new one is invalid.
+fn reload(
+    shared: &SharedRuntime,
+    path: Option<&Path>,
+    socket: Option<&str>,
+    log_level: Option<&str>,
+) {
+    let Some(path) = path else {
+        info!("SIGHUP received, but running on built-in defaults: nothing to reload");
+        return;
+    };
+    let mut cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "reload failed, keeping the old configuration");
+            return;
+        }
+    };
+    let old = milter::current(shared);
+    if let Some(s) = socket
+        && let Ok(l) = parse_listen(s)
+    {
+        cfg.milter.listen = l;
+    }
+    if let Some(level) = log_level {
+        cfg.log.level = level.to_owned();
+    }
+    for (key, changed) in [
+        (
+            "milter.listen",
+            cfg.milter.listen != old.config.milter.listen,
+        ),
+        (
+            "milter.socket_mode",
+            cfg.milter.socket_mode != old.config.milter.socket_mode,
+        ),
+        (
+            "milter.max_connections",
+            cfg.milter.max_connections != old.config.milter.max_connections,
+        ),
+        (
+            "milter.connection_timeout_secs",
+            cfg.milter.connection_timeout != old.config.milter.connection_timeout,
+        ),
+        ("log.level", cfg.log.level != old.config.log.level),
+        ("log.format", cfg.log.format != old.config.log.format),
+    ] {
+        if changed {
+            warn!("parameter \"{key}\" changed, restart needed");
+        }
+    }
+    let caches = (cfg.dns == old.config.dns).then(|| old.caches.clone());
+    match Runtime::build(cfg, caches) {
+        Ok(rt) => {
+            let mut guard = match shared.write() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            *guard = Arc::new(rt);
+            info!(config = %path.display(), "configuration reloaded");
+        }
+        Err(e) => error!(error = %e, "reload failed, keeping the old configuration"),
+    }
+}

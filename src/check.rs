@@ -1,0 +1,209 @@
+//! `spoofguard check` and `spoofguard domain`: the same evaluation as the milter, offline,
+//! printed as text or JSON lines.
+
+use crate::auth::zone::{Zone, ZoneServer};
+use crate::config::Config;
+use crate::evaluate::{self, Envelope, Evaluation, Runtime};
+use crate::header;
+use crate::lookalike;
+use crate::score::{self, Reason};
+use serde_json::json;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Options of `spoofguard check`.
+pub struct CheckOptions {
+    pub zone: Option<PathBuf>,
+    pub ip: Option<IpAddr>,
+    pub helo: Option<String>,
+    pub mail_from: Option<String>,
+    pub format: Format,
+}
+
+/// Evaluates each file and prints one report per file. Returns the number of files that
+/// could not be read.
+pub async fn run_check(
+    mut config: Config,
+    opts: &CheckOptions,
+    files: &[PathBuf],
+) -> anyhow::Result<usize> {
+    let _server = match &opts.zone {
+        Some(path) => {
+            let zone = Zone::load(path)?;
+            let server = ZoneServer::start(zone).await?;
+            config.dns.nameservers = vec![server.addr()];
+            config.dns.timeout = Duration::from_secs(2);
+            config.dns.attempts = 1;
+            Some(server)
+        }
+        None => None,
+    };
+    let authserv_id = config
+        .milter
+        .authserv_id
+        .clone()
+        .or_else(|| hostname::get().ok().and_then(|h| h.into_string().ok()))
+        .unwrap_or_else(|| "localhost".into());
+    let rt = Runtime::build(config, None)?;
+    let mut failed = 0;
+    for file in files {
+        let raw = match std::fs::read(file) {
+            Ok(r) => to_crlf(&r),
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", file.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let envelope = Envelope {
+            client_ip: opts.ip,
+            helo: opts.helo.clone().unwrap_or_default(),
+            mail_from: opts
+                .mail_from
+                .clone()
+                .unwrap_or_else(|| default_mail_from(&raw)),
+            recipients: Vec::new(),
+            queue_id: "NONE".into(),
+        };
+        let eval = evaluate::evaluate(&rt, &authserv_id, &envelope, &raw).await;
+        print_report(file, &eval, opts.format);
+    }
+    Ok(failed)
+}
+
+/// Return-Path, else the From address: what MAIL FROM most likely was.
+fn default_mail_from(raw: &[u8]) -> String {
+    let Some(msg) = mail_parser::MessageParser::new().parse(raw) else {
+        return String::new();
+    };
+    if let Some(rp) = msg.return_address() {
+        return rp.trim_matches(['<', '>']).to_owned();
+    }
+    msg.from()
+        .and_then(|f| f.first().and_then(|m| m.address().map(str::to_owned)))
+        .unwrap_or_default()
+}
+
+/// LF line endings to CRLF, as an MTA would hand the message over.
+pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
+    let mut prev = 0u8;
+    for &b in raw {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+fn reasons_json(reasons: &[Reason]) -> serde_json::Value {
+    serde_json::Value::Array(
+        reasons
+            .iter()
+            .map(|r| json!({"code": r.code, "detail": r.detail, "weight": r.weight}))
+            .collect(),
+    )
+}
+
+fn print_report(file: &Path, eval: &Evaluation, format: Format) {
+    let v = &eval.verdicts;
+    let ar = header::unfold(&eval.authentication_results());
+    match format {
+        Format::Json => {
+            let mut obj = json!({
+                "file": file.display().to_string(),
+                "spf": v.spf.result,
+                "dkim": v.dkim_summary(),
+                "dmarc": v.dmarc.result,
+                "arc": v.arc.result,
+                "authentication_results": ar,
+                "verdict": eval.decision,
+                "score": eval.score,
+                "reasons": reasons_json(&eval.reasons),
+            });
+            if let Some(b) = &eval.brand {
+                obj["brand"] = json!(b);
+            }
+            if let Some(w) = &eval.why {
+                obj["why"] = json!(w);
+            }
+            println!("{obj}");
+        }
+        Format::Text => {
+            println!(
+                "{}: verdict={} score={:.1}",
+                file.display(),
+                eval.decision,
+                eval.score
+            );
+            println!("  Authentication-Results: {ar}");
+            if let Some(w) = &eval.why {
+                println!("  why: {w}");
+            }
+            for r in &eval.reasons {
+                println!("  {:+6.1} {} {}", r.weight, r.code, r.detail);
+            }
+        }
+    }
+}
+
+/// `spoofguard domain`: scores sender domains alone.
+pub fn run_domain(config: &Config, domains: &[String], format: Format) -> anyhow::Result<()> {
+    let (catalogue, weights) = evaluate::compile(config)?;
+    for domain in domains {
+        let findings = lookalike::check_domain(domain, &catalogue);
+        let brand = findings.iter().find_map(|f| f.brand.clone());
+        let reasons: Vec<Reason> = findings
+            .into_iter()
+            .map(|f| Reason {
+                code: f.code.to_owned(),
+                weight: weights.of(f.code),
+                detail: f.detail,
+                brand: f.brand,
+            })
+            .collect();
+        let total = score::total(&reasons);
+        let verdict = score::decide(total, &config.policy);
+        match format {
+            Format::Json => {
+                let mut obj = json!({
+                    "domain": domain,
+                    "score": total,
+                    "verdict": verdict,
+                    "reasons": reasons_json(&reasons),
+                });
+                if let Some(b) = brand {
+                    obj["brand"] = json!(b);
+                }
+                println!("{obj}");
+            }
+            Format::Text => {
+                println!("{domain}: verdict={verdict} score={total:.1}");
+                for r in &reasons {
+                    println!("  {:+6.1} {} {}", r.weight, r.code, r.detail);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_crlf_keeps_existing_crlf() {
+        assert_eq!(to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
+    }
+}

@@ -1,0 +1,176 @@
+//! One `handle_<stage>` per milter stage: unpack the arguments, call the session, map a
+//! failure to `[milter] on_error`. Missing session data means tempfail (dkim-milter's rule).
+
+use super::SharedRuntime;
+use super::session::Session;
+use indymilter::{
+    Actions, Callbacks, Context, EomContext, MacroStage, NegotiateContext, ProtoOpts, SocketInfo,
+    Status,
+};
+use std::ffi::{CStr, CString};
+use tracing::{error, warn};
+
+macro_rules! session {
+    ($cx:expr) => {
+        match $cx.data.as_mut() {
+            Some(session) => session,
+            None => return Status::Tempfail,
+        }
+    };
+}
+
+/// The callbacks for every stage, so any MTA or miltertest script works (an unregistered
+/// stage would be negotiated away, and miltertest scripts that use it then fail).
+pub fn make_callbacks(shared: SharedRuntime) -> Callbacks<Session> {
+    Callbacks::new()
+        .on_negotiate(move |cx, actions, opts| {
+            let rt = super::current(&shared);
+            Box::pin(async move { handle_negotiate(cx, rt, actions, opts) })
+        })
+        .on_connect(|cx, host, info| Box::pin(async move { handle_connect(cx, host, info) }))
+        .on_helo(|cx, helo| Box::pin(async move { handle_helo(cx, helo) }))
+        .on_mail(|cx, args| Box::pin(async move { handle_mail(cx, args) }))
+        .on_rcpt(|cx, args| Box::pin(async move { handle_rcpt(cx, args) }))
+        .on_data(|_| Box::pin(async { Status::Continue }))
+        .on_header(|cx, name, value| Box::pin(async move { handle_header(cx, name, value) }))
+        .on_eoh(|cx| Box::pin(async move { handle_eoh(cx) }))
+        .on_body(|cx, chunk| Box::pin(async move { handle_body(cx, &chunk) }))
+        .on_eom(|cx| Box::pin(handle_eom(cx)))
+        .on_abort(|cx| Box::pin(async move { handle_abort(cx) }))
+        .on_close(|_| Box::pin(async { Status::Continue }))
+        .on_unknown(|_, _| Box::pin(async { Status::Continue }))
+}
+
+fn macro_str<'a>(cx: &'a indymilter::Macros, name: &CStr) -> Option<&'a str> {
+    cx.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn handle_negotiate(
+    cx: &mut NegotiateContext<Session>,
+    rt: std::sync::Arc<crate::evaluate::Runtime>,
+    actions: Actions,
+    opts: ProtoOpts,
+) -> Status {
+    let mut session = Session::new(rt);
+    let needed = Actions::ADD_HEADER | Actions::CHANGE_HEADER;
+    if !actions.contains(needed) {
+        error!(
+            "the MTA does not offer the add-header and change-header actions; refusing the connection"
+        );
+        return Status::Reject;
+    }
+    cx.requested_actions |= needed;
+    if actions.contains(Actions::QUARANTINE) {
+        cx.requested_actions |= Actions::QUARANTINE;
+        session.can_quarantine = true;
+    }
+    // Exact header bytes matter to DKIM: ask for the space after the colon as received.
+    if opts.contains(ProtoOpts::LEADING_SPACE) {
+        cx.requested_opts |= ProtoOpts::LEADING_SPACE;
+        session.leading_space = true;
+    }
+    if opts.contains(ProtoOpts::SKIP) {
+        cx.requested_opts |= ProtoOpts::SKIP;
+        session.can_skip = true;
+    }
+    let macros = [
+        (
+            MacroStage::Connect,
+            "j {daemon_name} {client_addr} {client_name}",
+        ),
+        (MacroStage::Mail, "i {auth_authen} {auth_type} {mail_addr}"),
+        (MacroStage::Data, "i"),
+        (MacroStage::Eoh, "i"),
+        (MacroStage::Eom, "i"),
+    ];
+    for (stage, list) in macros {
+        if let Ok(list) = CString::new(list) {
+            cx.requested_macros.insert(stage, list);
+        }
+    }
+    cx.data = Some(session);
+    Status::Continue
+}
+
+fn handle_connect(cx: &mut Context<Session>, _host: CString, info: SocketInfo) -> Status {
+    let from_macro = macro_str(&cx.macros, c"{client_addr}").and_then(|a| a.parse().ok());
+    let session = session!(cx);
+    let ip = match info {
+        SocketInfo::Inet(addr) => Some(addr.ip()),
+        _ => from_macro,
+    };
+    session.init_connection(ip);
+    Status::Continue
+}
+
+fn handle_helo(cx: &mut Context<Session>, helo: CString) -> Status {
+    let session = session!(cx);
+    session.set_helo(&helo.to_string_lossy());
+    Status::Continue
+}
+
+fn handle_mail(cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+    let authenticated = macro_str(&cx.macros, c"{auth_authen}").is_some_and(|a| !a.is_empty());
+    let session = session!(cx);
+    let sender = args
+        .first()
+        .map(|a| a.to_string_lossy())
+        .unwrap_or_default();
+    session.init_message(&sender, authenticated);
+    Status::Continue
+}
+
+fn handle_rcpt(cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+    let session = session!(cx);
+    if let Some(rcpt) = args.first() {
+        session.add_recipient(&rcpt.to_string_lossy());
+    }
+    Status::Continue
+}
+
+fn handle_header(cx: &mut Context<Session>, name: CString, value: CString) -> Status {
+    let j = macro_str(&cx.macros, c"j").map(str::to_owned);
+    let session = session!(cx);
+    let id = session.authserv_id(j.as_deref());
+    session.add_header(name.as_bytes(), value.as_bytes(), &id);
+    Status::Continue
+}
+
+fn handle_eoh(cx: &mut Context<Session>) -> Status {
+    let session = session!(cx);
+    session.end_of_headers();
+    Status::Continue
+}
+
+fn handle_body(cx: &mut Context<Session>, chunk: &[u8]) -> Status {
+    let session = session!(cx);
+    session.add_body(chunk)
+}
+
+async fn handle_eom(cx: &mut EomContext<Session>) -> Status {
+    let queue_id = macro_str(&cx.macros, c"i").map(str::to_owned);
+    let j = macro_str(&cx.macros, c"j").map(str::to_owned);
+    let session = session!(cx);
+    let id = session.authserv_id(j.as_deref());
+    match session
+        .finish_message(&cx.actions, &mut cx.reply, queue_id.as_deref(), &id)
+        .await
+    {
+        Ok(status) => status,
+        Err(e) => {
+            let status = session.error_status();
+            error!(queue_id = queue_id.as_deref().unwrap_or("NONE"), error = %e, ?status, "cannot finish message");
+            status
+        }
+    }
+}
+
+fn handle_abort(cx: &mut Context<Session>) -> Status {
+    // Postfix sends ABORT after every message, then MAIL for the next one.
+    if let Some(session) = cx.data.as_mut() {
+        session.abort_message();
+    } else {
+        warn!("abort without a session");
+    }
+    Status::Continue
+}

@@ -1,0 +1,471 @@
+//! Per-connection and per-message state, and what happens at each stage. Callbacks in
+//! `callbacks.rs` only unpack arguments and call these methods.
+
+use crate::config::{ErrorAction, OversizeAction};
+use crate::evaluate::{self, Envelope, Evaluation, Runtime};
+use crate::header::{self, AUTHENTICATION_RESULTS, OWN_X_HEADERS, X_REASONS, X_SCORE, X_VERDICT};
+use crate::score::{Decision, Reason};
+use indymilter::{ContextActions, SetErrorReply, Status};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tracing::{debug, info, warn};
+
+/// Why a step could not be completed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("milter action failed: {0}")]
+    Action(#[from] indymilter::ActionError),
+    #[error("invalid SMTP reply: {0}")]
+    Reply(#[from] indymilter::SmtpReplyError),
+    #[error("no message in progress")]
+    NoMessage,
+}
+
+/// State of one MTA connection.
+pub struct Session {
+    pub(super) rt: Arc<Runtime>,
+    pub(super) leading_space: bool,
+    pub(super) can_skip: bool,
+    pub(super) can_quarantine: bool,
+    client_ip: Option<IpAddr>,
+    trusted: bool,
+    helo: String,
+    authserv_id: Option<String>,
+    message: Option<MessageData>,
+}
+
+/// State of the message in progress.
+#[derive(Default)]
+struct MessageData {
+    mail_from: String,
+    recipients: Vec<String>,
+    authenticated: bool,
+    raw: Vec<u8>,
+    oversize: bool,
+    /// The body has started (headers were terminated with an empty line).
+    in_body: bool,
+    /// The previous body chunk ended in CR (for LF to CRLF across chunks).
+    last_cr: bool,
+    /// Occurrences seen so far, by lowercase header name.
+    seen: HashMap<String, i32>,
+    /// Forged headers to delete: name and 1-based index among headers of that name.
+    forged: Vec<(String, i32)>,
+    /// The first Subject header's value (for the subject tag).
+    subject: Option<String>,
+}
+
+impl Session {
+    /// A new connection's state, with the runtime current at negotiation.
+    pub fn new(rt: Arc<Runtime>) -> Self {
+        Self {
+            rt,
+            leading_space: false,
+            can_skip: false,
+            can_quarantine: false,
+            client_ip: None,
+            trusted: false,
+            helo: String::new(),
+            authserv_id: None,
+            message: None,
+        }
+    }
+
+    /// The status to answer when we cannot do our job (`[milter] on_error`).
+    pub fn error_status(&self) -> Status {
+        match self.rt.config.milter.on_error {
+            ErrorAction::Tempfail => Status::Tempfail,
+            ErrorAction::Accept => Status::Accept,
+            ErrorAction::Reject => Status::Reject,
+        }
+    }
+
+    pub fn init_connection(&mut self, ip: Option<IpAddr>) {
+        self.client_ip = ip;
+        self.trusted = ip.is_some_and(|ip| self.rt.config.auth.is_trusted(ip));
+    }
+
+    pub fn set_helo(&mut self, helo: &str) {
+        // A second HELO after STARTTLS replaces the first (RFC 3207, section 4.2).
+        self.helo = helo.trim().to_owned();
+    }
+
+    /// The authserv-id: configured, else the MTA's `j` macro, else our host name.
+    pub fn authserv_id(&mut self, j_macro: Option<&str>) -> String {
+        if let Some(id) = &self.authserv_id {
+            return id.clone();
+        }
+        let id = self
+            .rt
+            .config
+            .milter
+            .authserv_id
+            .clone()
+            .or_else(|| j_macro.map(str::to_owned).filter(|j| !j.is_empty()))
+            .or_else(|| hostname::get().ok().and_then(|h| h.into_string().ok()))
+            .unwrap_or_else(|| "localhost".into())
+            .to_ascii_lowercase();
+        self.authserv_id = Some(id.clone());
+        id
+    }
+
+    pub fn init_message(&mut self, mail_from: &str, authenticated: bool) {
+        let addr = mail_from.trim();
+        let addr = addr
+            .strip_prefix('<')
+            .and_then(|a| a.strip_suffix('>'))
+            .unwrap_or(addr);
+        self.message = Some(MessageData {
+            mail_from: addr.to_owned(),
+            authenticated,
+            raw: Vec::with_capacity(8192),
+            ..Default::default()
+        });
+    }
+
+    pub fn abort_message(&mut self) {
+        self.message = None;
+    }
+
+    pub fn add_recipient(&mut self, rcpt: &str) {
+        if let Some(m) = &mut self.message
+            && m.recipients.len() < 10_000
+        {
+            m.recipients.push(rcpt.trim_matches(['<', '>']).to_owned());
+        }
+    }
+
+    /// Appends one header as received and notes forged copies of ours.
+    pub fn add_header(&mut self, name: &[u8], value: &[u8], authserv_id: &str) {
+        let max = self.rt.config.milter.max_message_bytes;
+        let leading_space = self.leading_space;
+        let Some(m) = &mut self.message else { return };
+        let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let index = {
+            let n = m.seen.entry(lname.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let value_text = String::from_utf8_lossy(value);
+        if lname == "authentication-results"
+            && header::authserv_id_of(&value_text).as_deref() == Some(authserv_id)
+        {
+            // RFC 8601, section 5: remove results that claim our authserv-id.
+            m.forged
+                .push((String::from_utf8_lossy(name).into_owned(), index));
+        } else if OWN_X_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(&lname)) {
+            m.forged
+                .push((String::from_utf8_lossy(name).into_owned(), index));
+        } else if lname == "subject" && m.subject.is_none() {
+            m.subject = Some(value_text.trim_start().to_owned());
+        }
+        if m.oversize {
+            return;
+        }
+        let mut line = Vec::with_capacity(name.len() + value.len() + 4);
+        line.extend_from_slice(name);
+        line.push(b':');
+        if !leading_space {
+            line.push(b' ');
+        }
+        // The MTA joins folded lines with LF; DKIM hashes them as CRLF.
+        push_crlf(&mut line, value, &mut false);
+        line.extend_from_slice(b"\r\n");
+        if m.raw.len() + line.len() > max {
+            mark_oversize(m);
+        } else {
+            m.raw.extend_from_slice(&line);
+        }
+    }
+
+    pub fn end_of_headers(&mut self) {
+        if let Some(m) = &mut self.message
+            && !m.oversize
+        {
+            m.raw.extend_from_slice(b"\r\n");
+            m.in_body = true;
+        }
+    }
+
+    /// Appends a body chunk; returns `Skip` once the message is over the size limit and the
+    /// MTA lets us skip the rest.
+    pub fn add_body(&mut self, chunk: &[u8]) -> Status {
+        let max = self.rt.config.milter.max_message_bytes;
+        let can_skip = self.can_skip;
+        let Some(m) = &mut self.message else {
+            return Status::Continue;
+        };
+        if !m.in_body && !m.oversize {
+            m.raw.extend_from_slice(b"\r\n");
+            m.in_body = true;
+        }
+        if !m.oversize && m.raw.len() + chunk.len() > max {
+            mark_oversize(m);
+        }
+        if m.oversize {
+            return if can_skip {
+                Status::Skip
+            } else {
+                Status::Continue
+            };
+        }
+        let mut last_cr = m.last_cr;
+        push_crlf(&mut m.raw, chunk, &mut last_cr);
+        m.last_cr = last_cr;
+        Status::Continue
+    }
+
+    /// Judges the message and applies the outcome. `queue_id` is macro `i`.
+    pub async fn finish_message(
+        &mut self,
+        actions: &impl ContextActions,
+        reply: &mut impl SetErrorReply,
+        queue_id: Option<&str>,
+        authserv_id: &str,
+    ) -> Result<Status, SessionError> {
+        let m = self.message.take().ok_or(SessionError::NoMessage)?;
+        let queue_id = queue_id.filter(|q| !q.is_empty()).unwrap_or("NONE");
+        let client_ip = self
+            .client_ip
+            .map_or_else(|| "unknown".into(), |ip| ip.to_string());
+        let config = &self.rt.config;
+
+        // Forged copies of our headers go first, highest index first, so that indices of
+        // the others stay valid whatever the MTA's numbering after a deletion.
+        delete_forged(actions, &m.forged).await?;
+
+        let skip = if self.trusted {
+            Some("trusted network")
+        } else if m.authenticated && config.auth.skip_authenticated {
+            Some("authenticated sender")
+        } else {
+            None
+        };
+        if let Some(why) = skip {
+            info!(
+                queue_id,
+                client_ip,
+                decision = "skip",
+                reason = why,
+                "message not judged"
+            );
+            return Ok(Status::Continue);
+        }
+
+        if m.oversize {
+            return self
+                .finish_oversize(actions, reply, queue_id, &client_ip)
+                .await;
+        }
+
+        let envelope = Envelope {
+            client_ip: self.client_ip,
+            helo: self.helo.clone(),
+            mail_from: m.mail_from.clone(),
+            recipients: m.recipients.clone(),
+            queue_id: queue_id.to_owned(),
+        };
+        let eval = evaluate::evaluate(&self.rt, authserv_id, &envelope, &m.raw).await;
+        let dry_run = config.milter.dry_run;
+        log_evaluation(&eval, queue_id, &client_ip, dry_run);
+
+        if eval.decision == Decision::Tempfail && !dry_run {
+            reply.set_error_reply("451", Some("4.4.3"), [config.policy.tempfail_text.as_str()])?;
+            return Ok(Status::Tempfail);
+        }
+        if eval.decision == Decision::Reject && !dry_run {
+            let text = format!(
+                "{}: {}",
+                config.policy.reject_text,
+                eval.why.as_deref().unwrap_or("policy")
+            );
+            reply.set_error_reply(
+                "550",
+                Some("5.7.1"),
+                [header::sanitize(&text, 900).as_str()],
+            )?;
+            return Ok(Status::Reject);
+        }
+
+        actions
+            .insert_header(0, AUTHENTICATION_RESULTS, eval.authentication_results())
+            .await?;
+        debug!(queue_id, "added {AUTHENTICATION_RESULTS} header");
+        if config.headers.add_score_headers {
+            add_score_headers(actions, eval.score, eval.decision, &eval.reasons).await?;
+        }
+        if eval.decision >= Decision::Tag && !config.policy.subject_tag.is_empty() && !dry_run {
+            let subject = m.subject.unwrap_or_default();
+            let tagged = format!(" {} {}", config.policy.subject_tag, subject.trim());
+            if m.seen.contains_key("subject") {
+                actions
+                    .change_header("Subject", 1, Some(tagged.trim_end()))
+                    .await?;
+            } else {
+                actions.add_header("Subject", tagged.trim()).await?;
+            }
+        }
+        if eval.decision == Decision::Quarantine && !dry_run {
+            let why = eval.why.as_deref().unwrap_or("policy");
+            if self.can_quarantine {
+                actions.quarantine(header::sanitize(why, 900)).await?;
+            } else {
+                warn!(
+                    queue_id,
+                    "the MTA does not offer quarantine; message delivered with headers"
+                );
+            }
+        }
+        Ok(Status::Continue)
+    }
+
+    async fn finish_oversize(
+        &self,
+        actions: &impl ContextActions,
+        reply: &mut impl SetErrorReply,
+        queue_id: &str,
+        client_ip: &str,
+    ) -> Result<Status, SessionError> {
+        let config = &self.rt.config;
+        let max = config.milter.max_message_bytes;
+        warn!(
+            queue_id,
+            client_ip,
+            max_message_bytes = max,
+            "message too large to verify"
+        );
+        match config.milter.oversize_action {
+            OversizeAction::Accept => {
+                let reasons = [Reason {
+                    code: "OVERSIZE".into(),
+                    detail: format!("larger than {max} bytes, not verified"),
+                    weight: self.rt.weights.of("OVERSIZE"),
+                    brand: None,
+                }];
+                if config.headers.add_score_headers {
+                    add_score_headers(actions, 0.0, Decision::Accept, &reasons).await?;
+                }
+                info!(
+                    queue_id,
+                    client_ip,
+                    decision = "accept",
+                    reason = "oversize",
+                    "message not judged"
+                );
+                Ok(Status::Continue)
+            }
+            OversizeAction::Tempfail => {
+                reply.set_error_reply(
+                    "452",
+                    Some("4.3.4"),
+                    ["Message too large to verify, try again later"],
+                )?;
+                info!(
+                    queue_id,
+                    client_ip,
+                    decision = "tempfail",
+                    reason = "oversize",
+                    "message not judged"
+                );
+                Ok(Status::Tempfail)
+            }
+            OversizeAction::Reject => {
+                reply.set_error_reply("552", Some("5.3.4"), ["Message too large to verify"])?;
+                info!(
+                    queue_id,
+                    client_ip,
+                    decision = "reject",
+                    reason = "oversize",
+                    "message not judged"
+                );
+                Ok(Status::Reject)
+            }
+        }
+    }
+}
+
+fn mark_oversize(m: &mut MessageData) {
+    m.oversize = true;
+    // The bytes so far are useless without the rest: give the memory back now.
+    m.raw = Vec::new();
+}
+
+/// Appends `data`, turning bare LF into CRLF; `last_cr` carries a trailing CR across calls.
+fn push_crlf(out: &mut Vec<u8>, data: &[u8], last_cr: &mut bool) {
+    out.reserve(data.len());
+    for &b in data {
+        if b == b'\n' && !*last_cr {
+            out.push(b'\r');
+        }
+        out.push(b);
+        *last_cr = b == b'\r';
+    }
+}
+
+async fn delete_forged(
+    actions: &impl ContextActions,
+    forged: &[(String, i32)],
+) -> Result<(), SessionError> {
+    let mut sorted: Vec<&(String, i32)> = forged.iter().collect();
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.1));
+    for (name, index) in sorted {
+        actions
+            .change_header(name.as_str(), *index, None::<&str>)
+            .await?;
+        debug!(header = %name, index, "removed forged header");
+    }
+    Ok(())
+}
+
+async fn add_score_headers(
+    actions: &impl ContextActions,
+    score: f64,
+    decision: Decision,
+    reasons: &[Reason],
+) -> Result<(), SessionError> {
+    actions
+        .add_header(X_SCORE, header::score_value(score))
+        .await?;
+    actions.add_header(X_VERDICT, decision.as_str()).await?;
+    actions
+        .add_header(X_REASONS, header::reasons_value(reasons))
+        .await?;
+    Ok(())
+}
+
+/// The one info line per message (docs/operations: log fields are an interface).
+fn log_evaluation(eval: &Evaluation, queue_id: &str, client_ip: &str, dry_run: bool) {
+    let codes: Vec<&str> = eval.reasons.iter().map(|r| r.code.as_str()).collect();
+    let v = &eval.verdicts;
+    info!(
+        queue_id,
+        client_ip,
+        from_domain = eval.from_domain.as_deref().unwrap_or(""),
+        spf = %v.spf.result,
+        dkim = %v.dkim_summary(),
+        arc = %v.arc.result,
+        dmarc = %v.dmarc.result,
+        score = eval.score,
+        decision = %eval.decision,
+        dry_run,
+        reasons = %codes.join(","),
+        "message evaluated"
+    );
+    if dry_run && eval.decision > Decision::Tag {
+        info!(queue_id, decision = %eval.decision, "[dry run, not done]");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_crlf_converts_bare_lf_across_chunks() {
+        let mut out = Vec::new();
+        let mut cr = false;
+        push_crlf(&mut out, b"a\nb\r", &mut cr);
+        push_crlf(&mut out, b"\nc\r\n", &mut cr);
+        assert_eq!(out, b"a\r\nb\r\nc\r\n");
+    }
+}

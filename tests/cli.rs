@@ -1,0 +1,155 @@
+//! The `spoofguard` binary as a user runs it: `config-check`, `check --zone`, `domain`.
+
+use crate::common::*;
+use std::process::Command;
+
+fn spoofguard(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_spoofguard"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sample_milter_toml_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/milter.toml");
+    let (code, out, _) = spoofguard(&["config-check", "--config", path]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with(&format!("{path}: ok (listen inet:127.0.0.1:8891")),
+        "{out}"
+    );
+}
+
+#[test]
+fn config_check_prints_every_error_with_its_key() {
+    for entry in std::fs::read_dir(fixture("config/invalid")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{} has no # expect: line",
+            path.display()
+        );
+        let (code, out, _) = spoofguard(&["config-check", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 1, "{}", path.display());
+        for e in expected {
+            assert!(
+                out.lines().any(|l| l == format!("{}: {e}", path.display())),
+                "{}: missing {e:?} in\n{out}",
+                path.display()
+            );
+        }
+    }
+    for entry in std::fs::read_dir(fixture("config/valid")).unwrap() {
+        let path = entry.unwrap().path();
+        let (code, out, _) = spoofguard(&["config-check", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}: {out}", path.display());
+    }
+}
+
+#[test]
+fn config_check_reports_a_missing_file() {
+    let (code, out, _) = spoofguard(&["config-check", "--config", "/nonexistent/milter.toml"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "/nonexistent/milter.toml: cannot read: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn check_with_zone_gives_json_verdicts() {
+    let dir = std::env::temp_dir().join(format!("sg-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zone = dir.join("test.zone");
+    std::fs::write(&zone, zone_text()).unwrap();
+    let signed = dir.join("signed.eml");
+    // Written with LF endings, as .eml files usually are.
+    std::fs::write(
+        &signed,
+        sign(&eml("plain.eml"), "sender.example", "ed", true).replace("\r\n", "\n"),
+    )
+    .unwrap();
+    let spoof = dir.join("spoof.eml");
+    std::fs::write(&spoof, eml("plain.eml")).unwrap();
+    let cfg = dir.join("milter.toml");
+    std::fs::write(&cfg, format!("[milter]\nauthserv_id = \"{AUTHSERV_ID}\"\n")).unwrap();
+    let (code, out, err) = spoofguard(&[
+        "check",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--zone",
+        zone.to_str().unwrap(),
+        "--ip",
+        "192.0.2.10",
+        "--helo",
+        "mail.sender.example",
+        "--format",
+        "json",
+        signed.to_str().unwrap(),
+        spoof.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["file"], signed.to_str().unwrap());
+    assert_eq!(lines[0]["spf"], "pass");
+    assert_eq!(lines[0]["dkim"], "pass");
+    assert_eq!(lines[0]["dmarc"], "pass");
+    assert_eq!(lines[0]["arc"], "none");
+    assert_eq!(lines[0]["verdict"], "accept");
+    assert_eq!(lines[0]["score"], 0.0);
+    assert_eq!(lines[0]["reasons"], serde_json::json!([]));
+    assert!(lines[0]["authentication_results"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{AUTHSERV_ID}; spf=pass smtp.mailfrom=alice@sender.example; dkim=pass header.d=sender.example header.s=ed")));
+    // The unsigned copy from the same IP passes SPF, so DMARC passes through SPF.
+    assert_eq!(lines[1]["dkim"], "none");
+    assert_eq!(lines[1]["dmarc"], "pass");
+    // From another IP it is a spoof of a p=reject domain.
+    let (_, out, _) = spoofguard(&[
+        "check",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--zone",
+        zone.to_str().unwrap(),
+        "--ip",
+        "198.51.100.66",
+        "--format",
+        "json",
+        spoof.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["dmarc"], "fail");
+    assert_eq!(v["verdict"], "reject");
+    assert_eq!(v["why"], "DMARC policy of sender.example is reject");
+    assert_eq!(
+        v["reasons"],
+        serde_json::json!([
+            {"code": "DMARC_FAIL", "detail": "sender.example p=reject", "weight": 4.0},
+            {"code": "SPF_FAIL", "detail": "sender.example", "weight": 1.0}
+        ])
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_reports_unreadable_files_and_bad_zones() {
+    let (code, _, err) = spoofguard(&["check", "--zone", "/nonexistent.zone", "x.eml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent.zone: cannot read"), "{err}");
+}
