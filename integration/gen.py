@@ -194,6 +194,9 @@ def main():
     msgs["none_unsigned"] = message("Newsletter <news@none.example>", "bob@rcpt.example",
                                     "News", "news@none.example", "Some news.\r\n")
 
+    msgs["norecords"] = message("Info <info@norecords.example>", "bob@rcpt.example",
+                                "Hello", "hello@norecords.example", "Hello.\r\n")
+
     base = message("Microsoft Account Team <security@microsoft-securityprotection-support.example>",
                    "bob@rcpt.example", "Unusual sign-in activity", "lookalike@msps.example",
                    "Verify your account: https://microsoft-securityprotection-support.example/login\r\n")
