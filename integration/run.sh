@@ -317,6 +317,10 @@ UNIX_PID=$STARTED_PID
 wait_until "spoofguard (unix)" "$UNIX_PID" 20 unix_open "$UNIX_SOCK"
 log "spoofguard: unix:$UNIX_SOCK (pid $UNIX_PID)"
 scenario h_unix_socket a_rsa_pass.lua "unix:$UNIX_SOCK" "$WORK/log/unix.log"
+out=$WORK/out/h_unix_socket_mode.txt
+mode=$(stat -c %a "$UNIX_SOCK" 2>&1 || true)
+echo "socket mode: $mode (socket_mode = \"0666\")" >"$out"
+result h_unix_socket_mode "$([[ $mode == 666 ]] && echo yes || echo no)" "$out" "$WORK/log/unix.log"
 
 # (i) DNS timeout, last: an instance whose only nameserver drops every query.
 "$PY" "$INTEG/dnsdrop.py" "$DROP_PORT" >"$WORK/log/dnsdrop-server.log" 2>&1 </dev/null &
