@@ -10,6 +10,7 @@
 //! Bodies and full header values are never logged at info.
 
 use crate::config::{LogFormat, LogSettings};
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber on stderr. `RUST_LOG`, when set, overrides `[log] level`.
@@ -22,6 +23,8 @@ pub fn init(settings: &LogSettings) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: journald and log files get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = match settings.format {
         LogFormat::Text => builder.try_init(),

@@ -153,3 +153,63 @@ fn check_reports_unreadable_files_and_bad_zones() {
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent.zone: cannot read"), "{err}");
 }
+
+/// The sample with every commented `key = value` line and table header uncommented.
+fn uncommented_sample() -> String {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/milter.toml")).unwrap();
+    text.lines()
+        .map(|l| {
+            let body = l.strip_prefix('#').unwrap_or("");
+            let is_key = body.split_once(" = ").is_some_and(|(k, _)| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            if is_key || body.starts_with("[[") {
+                body.to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn sample_with_every_example_uncommented_is_valid_and_documented() {
+    let text = uncommented_sample();
+    let path = std::env::temp_dir().join(format!("sg-sample-{}.toml", std::process::id()));
+    std::fs::write(&path, &text).unwrap();
+    let (code, out, _) = spoofguard(&["config-check", "--config", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    let value: toml::Table = toml::from_str(&text).unwrap();
+    let mut checked = 0;
+    for (table, v) in &value {
+        let keys: Vec<String> = match v {
+            toml::Value::Table(t) if table != "weights" => t.keys().cloned().collect(),
+            toml::Value::Array(a) => a
+                .iter()
+                .filter_map(|e| e.as_table())
+                .flat_map(|t| t.keys().cloned())
+                .collect(),
+            _ => continue,
+        };
+        let prefix = if matches!(v, toml::Value::Array(_)) {
+            table.trim_end_matches('s')
+        } else {
+            table
+        };
+        for key in keys {
+            let documented = docs.contains(&format!("`{prefix}.{key}`"))
+                || docs.contains(&format!("`{prefix}.{key}`,"));
+            assert!(documented, "{prefix}.{key} is not in docs/configuration.md");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 35, "only {checked} keys checked");
+}

@@ -525,3 +525,35 @@ async fn reload_swaps_the_runtime_for_new_connections() {
     assert!(actions.has_quarantine("DMARC policy of sender.example is quarantine"));
     milter.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_fixture_gives_the_same_result_with_lf_and_crlf() {
+    let milter = Milter::spawn(&config("")).await;
+    let mut names: Vec<String> = std::fs::read_dir(fixture("eml"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".eml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6, "{names:?}");
+    for name in names {
+        let text = eml(&name);
+        // Signed over CRLF by sender.example: the signature must verify whichever line
+        // endings the body arrives with.
+        let signed = sign(&text, "sender.example", "ed", true);
+        for (label, msg) in [("unsigned", text.clone()), ("signed", signed)] {
+            let (a_crlf, s_crlf) = send(&milter, &Envelope::default(), &msg, false).await;
+            let (a_lf, s_lf) = send(&milter, &Envelope::default(), &msg, true).await;
+            assert_eq!(s_crlf, s_lf, "{name} {label}");
+            assert_eq!(a_crlf, a_lf, "{name} {label}");
+            if label == "signed" {
+                let ar = added(&a_crlf, "Authentication-Results").unwrap_or_default();
+                assert!(
+                    ar.contains("dkim=pass header.d=sender.example"),
+                    "{name}: {ar}"
+                );
+            }
+        }
+    }
+    milter.shutdown().await;
+}
