@@ -18,7 +18,6 @@ use mail_auth::headers::HeaderWriter;
 use mail_auth::spf::SpfRecord;
 use spoofguard::config::Config;
 use spoofguard::evaluate::{Envelope, Runtime, evaluate};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn b64(bytes: &[u8]) -> String {

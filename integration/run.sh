@@ -7,7 +7,7 @@
 #   sudo bash integration/run.sh
 # Environment:
 #   SPOOFGUARD_BIN   use this binary instead of building target/release/spoofguard
-#   STRICT_LEADSPC=1 fail (not just warn) when the filter negotiates SMFIP_HDR_LEADSPC and
+#   STRICT_LEADSPC=0 only warn (default: fail) when the filter negotiates SMFIP_HDR_LEADSPC and
 #                    then sends header values without the leading space
 #   SKIP_SCENARIOS="a b" skip these scenarios by name (printed as SKIP, not counted)
 #   KEEP_WORK=1      leave integration/work/ in place at the start (it is always kept at the end)
@@ -24,7 +24,7 @@ INTEG=$ROOT/integration
 WORK=$INTEG/work
 SCRIPTS=$INTEG/miltertest
 PY=/usr/bin/python3 # Debian's python, where python3-dkim and python3-nacl live
-STRICT_LEADSPC=${STRICT_LEADSPC:-0}
+STRICT_LEADSPC=${STRICT_LEADSPC:-1}
 
 passed=0
 failed=0
