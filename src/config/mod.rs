@@ -254,7 +254,9 @@ pub fn parse_listen(spec: &str) -> Result<ListenSpec, String> {
                 _ => host.parse().map_err(|_| bad())?,
             };
             if kind == "inet6" && ip.is_ipv4() || kind == "inet" && ip.is_ipv6() {
-                return Err(format!("\"{spec}\": address family does not match \"{kind}\""));
+                return Err(format!(
+                    "\"{spec}\": address family does not match \"{kind}\""
+                ));
             }
             Ok(ListenSpec::Inet(SocketAddr::new(ip, port)))
         }
@@ -271,8 +273,14 @@ mod tests {
     #[test]
     fn parse_listen_accepts_postfix_and_sendmail_forms() {
         let inet = |s: &str| ListenSpec::Inet(s.parse().unwrap());
-        assert_eq!(parse_listen("inet:127.0.0.1:8891"), Ok(inet("127.0.0.1:8891")));
-        assert_eq!(parse_listen("inet:8891@127.0.0.1"), Ok(inet("127.0.0.1:8891")));
+        assert_eq!(
+            parse_listen("inet:127.0.0.1:8891"),
+            Ok(inet("127.0.0.1:8891"))
+        );
+        assert_eq!(
+            parse_listen("inet:8891@127.0.0.1"),
+            Ok(inet("127.0.0.1:8891"))
+        );
         assert_eq!(parse_listen("inet:localhost:25"), Ok(inet("127.0.0.1:25")));
         assert_eq!(parse_listen("inet6:[::1]:8891"), Ok(inet("[::1]:8891")));
         assert_eq!(

@@ -108,7 +108,8 @@ pub const DEFAULT_TAG_AT: f64 = 5.0;
 pub const DEFAULT_QUARANTINE_AT: f64 = 10.0;
 pub const DEFAULT_REJECT_AT: f64 = 20.0;
 pub const DEFAULT_REJECT_TEXT: &str = "Message rejected: failed sender authentication checks";
-pub const DEFAULT_TEMPFAIL_TEXT: &str = "Temporary DNS failure while verifying the sender, try again later";
+pub const DEFAULT_TEMPFAIL_TEXT: &str =
+    "Temporary DNS failure while verifying the sender, try again later";
 
 /// `[policy]`
 #[derive(Debug, Deserialize)]

@@ -19,7 +19,10 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
         .unwrap_or_else(|| {
             bad(
                 "milter.socket_mode",
-                format!("\"{}\" is not an octal file mode such as \"0660\"", m.socket_mode),
+                format!(
+                    "\"{}\" is not an octal file mode such as \"0660\"",
+                    m.socket_mode
+                ),
             );
             0o660
         });
@@ -27,7 +30,10 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
         bad("milter.max_connections", "must be at least 1".into());
     }
     if m.connection_timeout_secs == 0 {
-        bad("milter.connection_timeout_secs", "must be at least 1".into());
+        bad(
+            "milter.connection_timeout_secs",
+            "must be at least 1".into(),
+        );
     }
     let on_error = match m.on_error.as_str() {
         "tempfail" => ErrorAction::Tempfail,
@@ -63,7 +69,9 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
     if !authserv_id.is_empty() && !is_authserv_id(&authserv_id) {
         bad(
             "milter.authserv_id",
-            format!("\"{authserv_id}\" is not a valid authserv-id (letters, digits, '.', '-', '_')"),
+            format!(
+                "\"{authserv_id}\" is not a valid authserv-id (letters, digits, '.', '-', '_')"
+            ),
         );
     }
 
@@ -82,11 +90,17 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
     if !(d.timeout_secs.is_finite() && d.timeout_secs > 0.0 && d.timeout_secs <= 60.0) {
         bad(
             "dns.timeout_secs",
-            format!("{} is out of range (more than 0, at most 60)", d.timeout_secs),
+            format!(
+                "{} is out of range (more than 0, at most 60)",
+                d.timeout_secs
+            ),
         );
     }
     if d.attempts == 0 || d.attempts > 10 {
-        bad("dns.attempts", format!("{} is out of range (1 to 10)", d.attempts));
+        bad(
+            "dns.attempts",
+            format!("{} is out of range (1 to 10)", d.attempts),
+        );
     }
     if d.cache_entries == 0 {
         bad("dns.cache_entries", "must be at least 1".into());
@@ -274,7 +288,10 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
     if tracing_subscriber::EnvFilter::try_new(&lg.level).is_err() {
         bad(
             "log.level",
-            format!("\"{}\" is not a level (error, warn, info, debug, trace) or filter", lg.level),
+            format!(
+                "\"{}\" is not a level (error, warn, info, debug, trace) or filter",
+                lg.level
+            ),
         );
     }
     let format = match lg.format.as_str() {
@@ -348,15 +365,18 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
 /// The last line of a regex error ("unclosed group"), without the pattern drawing above it.
 fn regex_reason(e: &regex::Error) -> String {
     let text = e.to_string();
-    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     last.trim().trim_start_matches("error: ").to_owned()
 }
 
 /// RFC 8601 authserv-id: a domain-like token.
 fn is_authserv_id(s: &str) -> bool {
     s.len() <= 255
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
@@ -448,8 +468,14 @@ pattern = "(("
     #[test]
     fn validate_reports_unknown_keys_with_location() {
         let got = issues("[policy]\nreject_att = 5\n");
-        assert!(got[0].starts_with("milter.toml: TOML parse error at line 2, column 1"), "{got:?}");
-        assert!(got.iter().any(|l| l.contains("unknown field `reject_att`")), "{got:?}");
+        assert!(
+            got[0].starts_with("milter.toml: TOML parse error at line 2, column 1"),
+            "{got:?}"
+        );
+        assert!(
+            got.iter().any(|l| l.contains("unknown field `reject_att`")),
+            "{got:?}"
+        );
     }
 
     #[test]

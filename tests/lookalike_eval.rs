@@ -1,0 +1,1 @@
+//! A fixed sample of the lookalike evaluation set (`tests/eval/`), with exact expectations.
