@@ -115,6 +115,15 @@ pub const REASONS: &[ReasonInfo] = &[
     },
 ];
 
+/// The default tag threshold (`[policy] tag_at`); the evaluation counts a domain as flagged when
+/// one finding's default weight reaches it.
+pub const FLAG_WEIGHT: f64 = 5.0;
+
+/// Whether one of `findings` has a default weight of at least [`FLAG_WEIGHT`].
+pub fn is_flagged(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| weight(f.code) >= FLAG_WEIGHT)
+}
+
 /// Default weight of `code`; 0 for an unknown code.
 pub fn weight(code: &str) -> f64 {
     REASONS
