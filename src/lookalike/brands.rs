@@ -36,6 +36,9 @@ struct BuiltinBrand {
     region: String,
     #[allow(dead_code)]
     source: String,
+    /// The brand owns its first token on every country-code TLD (`google.com.mx`, `google.li`).
+    #[serde(default)]
+    all_country_tlds: bool,
 }
 
 /// One brand in effect.
@@ -55,6 +58,8 @@ pub struct Brand {
     pub category: String,
     /// Region tag, e.g. `jp`; empty for brands from milter.toml.
     pub region: String,
+    /// The brand owns `<first token>.<ccTLD>` and `<first token>.<2nd level>.<ccTLD>`.
+    pub all_country_tlds: bool,
 }
 
 impl Brand {
@@ -101,6 +106,8 @@ pub struct Catalogue {
     pub(crate) alias_ac: Option<AhoCorasick>,
     pub(crate) alias_brand: Vec<usize>,
     pub(crate) word_aliases: Vec<WordAlias>,
+    /// First token → brand, for brands with `all_country_tlds`.
+    pub(crate) country: HashMap<String, usize>,
 }
 
 /// Normalises a domain to lowercase A-labels without a trailing dot; `None` if it is not one.
@@ -145,6 +152,7 @@ impl Catalogue {
                         word_tokens: b.word_tokens,
                         category: b.category,
                         region: b.region,
+                        all_country_tlds: b.all_country_tlds,
                     },
                 }));
             }
@@ -194,7 +202,24 @@ impl Catalogue {
 
     /// Index of the brand owning the normalised domain `d`.
     pub(crate) fn owner_index(&self, d: &str) -> Option<usize> {
-        parents(d).find_map(|p| self.owner.get(p).copied())
+        parents(d)
+            .find_map(|p| self.owner.get(p).copied())
+            .or_else(|| self.country_owner(d))
+    }
+
+    /// `google.com.mx` for a brand with `all_country_tlds`.
+    fn country_owner(&self, d: &str) -> Option<usize> {
+        if self.country.is_empty() {
+            return None;
+        }
+        let reg = psl::domain_str(d)?;
+        let (label, suffix) = reg.split_once('.')?;
+        let tld = suffix.rsplit('.').next()?;
+        let cc = tld.len() == 2 && suffix.split('.').count() <= 2;
+        if !cc {
+            return None;
+        }
+        self.country.get(label).copied()
     }
 
     /// Whether the normalised domain `d` is allow-listed (itself or a parent).
@@ -205,7 +230,7 @@ impl Catalogue {
     /// Whether the normalised domain `d` belongs to brand `b`.
     pub(crate) fn belongs_to(&self, d: &str, b: usize) -> bool {
         let brand = &self.brands[b];
-        parents(d).any(|p| brand.domains.iter().any(|x| x == p))
+        parents(d).any(|p| brand.domains.iter().any(|x| x == p)) || self.country_owner(d) == Some(b)
     }
 }
 
@@ -339,6 +364,7 @@ fn new_brand(name: &str, domains: Vec<String>, mut aliases: Vec<String>) -> Bran
         word_tokens,
         category: String::new(),
         region: String::new(),
+        all_country_tlds: false,
     }
 }
 
@@ -411,7 +437,14 @@ fn compile(mut brands: Vec<Brand>, allow: HashSet<String>) -> Catalogue {
         .match_kind(MatchKind::Standard)
         .build(&alias_patterns)
         .ok();
+    let mut country = HashMap::new();
+    for (bi, b) in brands.iter().enumerate() {
+        if let (true, Some(t)) = (b.all_country_tlds, b.tokens.first()) {
+            country.insert(t.to_ascii_lowercase(), bi);
+        }
+    }
     Catalogue {
+        country,
         brands,
         owner,
         allow,

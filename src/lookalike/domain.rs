@@ -11,6 +11,9 @@ use super::skeleton::skel;
 use super::{Finding, ascii_detail, weight};
 use unicode_security::MixedScript;
 
+/// Whole-word tokens shorter than this give no `LOOKALIKE_OTHER_TLD` (`line.com`, `sony.tv`).
+const MIN_OTHER_TLD_WORD_LEN: usize = 5;
+
 /// Subdomain labels looked at (the rightmost ones); deeper labels are ignored.
 const MAX_SUB_LABELS: usize = 10;
 
@@ -216,13 +219,36 @@ fn has_vocabulary(part: &str) -> bool {
     SHORT_VOCABULARY.contains(&part) || VOCABULARY.iter().any(|v| part.contains(v))
 }
 
+/// The most vocabulary words `s` splits into (`securelogin` → 2, `` → 0), `None` if it does not.
+fn vocabulary_words(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut best: Vec<Option<usize>> = vec![None; b.len() + 1];
+    best[0] = Some(0);
+    for i in 0..b.len() {
+        let Some(n) = best[i] else {
+            continue;
+        };
+        for v in VOCABULARY.iter().chain(SHORT_VOCABULARY) {
+            if b[i..].starts_with(v.as_bytes()) {
+                let slot = &mut best[i + v.len()];
+                *slot = Some(slot.map_or(n + 1, |m| m.max(n + 1)));
+            }
+        }
+    }
+    best[b.len()]
+}
+
 /// The registrable domain's first label against every token.
 fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
     // Exactly a token: the brand's name on a TLD it does not own. Nothing fuzzier applies then:
     // `paypay` is PayPay on another TLD, not a typo of PayPal.
+    // Short whole-word tokens (`line`, `visa`, `sony`) are too common on other TLDs to count.
     if let Some(tis) = cat.token_by_text.get(name) {
         for &ti in tis {
-            best.offer(cat.tokens[ti].brand, Kind::OtherTld);
+            let t = &cat.tokens[ti];
+            if !t.word || t.text.len() >= MIN_OTHER_TLD_WORD_LEN {
+                best.offer(t.brand, Kind::OtherTld);
+            }
         }
         return;
     }
@@ -251,9 +277,18 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
         return;
     }
 
-    // Distinctive tokens inside the label (on skeletons, so homoglyphs inside longer labels count).
+    // Distinctive tokens inside the label (on skeletons, so homoglyphs inside longer labels count),
+    // with and without its hyphens (`smbc-card0` holds `smbccard`).
+    let joined_skel = if parts.len() > 1 {
+        skel(&parts.concat())
+    } else {
+        String::new()
+    };
     if let Some(ac) = &cat.token_ac {
-        for m in ac.find_overlapping_iter(&name_skel) {
+        let hits = ac
+            .find_overlapping_iter(&name_skel)
+            .chain(ac.find_overlapping_iter(&joined_skel));
+        for m in hits {
             let ti = cat.distinctive[m.pattern().as_usize()];
             let tok = &cat.tokens[ti];
             let kind = if let Some(pos) = name.find(&tok.text) {
@@ -304,13 +339,40 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
         }
     }
 
-    // Typos: edit distance between skeletons, for distinctive tokens of 6+ characters, on the
-    // whole label and on each hyphen part.
-    let mut candidates: Vec<(String, bool)> = vec![(name_skel.clone(), true)];
-    if parts.len() > 1 {
-        candidates.extend(parts.iter().map(|p| (skel(p), false)));
+    // Word tokens glued to two or more vocabulary words ("applesecurelogin", "myapple-account")
+    // or to digits ("apple0"): whole-word tokens can't match inside arbitrary words
+    // ("helpline", "checkups"), but these are safe.
+    let flat: String = parts.concat();
+    for t in cat.tokens.iter().filter(|t| t.word && t.text.len() >= 4) {
+        let Some(pos) = flat.find(&t.text) else {
+            continue;
+        };
+        let (pre, post) = (&flat[..pos], &flat[pos + t.text.len()..]);
+        if pre.is_empty() && post.is_empty() {
+            continue;
+        }
+        let digits_only = pre.bytes().chain(post.bytes()).all(|b| b.is_ascii_digit());
+        if digits_only {
+            if t.text.len() >= 5 {
+                best.offer(t.brand, Kind::Embedded);
+            }
+            continue;
+        }
+        if let (Some(a), Some(b)) = (vocabulary_words(pre), vocabulary_words(post))
+            && a + b >= 2
+        {
+            best.offer(t.brand, Kind::BrandToken);
+        }
     }
-    for (cand, whole) in &candidates {
+
+    // Typos: edit distance between skeletons, for distinctive tokens of 6+ characters (two edits from
+    // 12), on the whole label and on each hyphen part.
+    let mut candidates: Vec<(String, String, bool)> =
+        vec![(name.to_owned(), name_skel.clone(), true)];
+    if parts.len() > 1 {
+        candidates.extend(parts.iter().map(|p| ((*p).to_owned(), skel(p), false)));
+    }
+    for (raw, cand, whole) in &candidates {
         if cand.len() < 5 {
             continue;
         }
@@ -323,11 +385,25 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
             if tl < 6 || tok.text.contains('-') {
                 continue;
             }
-            let max = if tl >= 9 { 2 } else { 1 };
-            if cand.len().abs_diff(tok.skel.len()) > max {
+            let max = if tl >= 12 { 2 } else { 1 };
+            let near_skel = cand.len().abs_diff(tok.skel.len()) <= max;
+            let near_raw = raw.len().abs_diff(tl) <= max;
+            if !near_skel && !near_raw {
                 continue;
             }
-            let d = strsim::damerau_levenshtein(cand, &tok.skel);
+            // Raw text too: the skeleton turns `m` into `rn`, so `icrosoft` is two skeleton edits
+            // from `microsoft` but one raw edit.
+            let ds = if near_skel {
+                strsim::damerau_levenshtein(cand, &tok.skel)
+            } else {
+                usize::MAX
+            };
+            let dr = if near_raw {
+                strsim::damerau_levenshtein(raw, &tok.text)
+            } else {
+                usize::MAX
+            };
+            let d = ds.min(dr);
             // d == 0 was handled above (exact skeleton, containment or hyphen part).
             if d > 0 && d <= max {
                 let kind = if *whole || parts.iter().any(|p| has_vocabulary(p)) {
