@@ -365,11 +365,19 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
         }
     }
 
+    // Whole-word tokens of 5+ letters: only the visually close edits of `near_word`.
+    for t in cat.tokens.iter().filter(|t| t.word && t.text.len() >= 5) {
+        if near_word(name, &t.text) || (parts.len() > 1 && near_word(&flat, &t.text)) {
+            best.offer(t.brand, Kind::EditDistance);
+        }
+    }
+
     // Typos: edit distance between skeletons, for distinctive tokens of 6+ characters (two edits from
     // 12), on the whole label and on each hyphen part.
     let mut candidates: Vec<(String, String, bool)> =
         vec![(name.to_owned(), name_skel.clone(), true)];
     if parts.len() > 1 {
+        candidates.push((flat.clone(), joined_skel.clone(), true));
         candidates.extend(parts.iter().map(|p| ((*p).to_owned(), skel(p), false)));
     }
     for (raw, cand, whole) in &candidates {
@@ -382,7 +390,15 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
         for &ti in &cat.distinctive {
             let tok = &cat.tokens[ti];
             let tl = tok.text.len();
-            if tl < 6 || tok.text.contains('-') {
+            if tl < 5 || tok.text.contains('-') {
+                continue;
+            }
+            if tl == 5 {
+                // Five letters: only doubled letters, dropped doubles and swaps; a free edit
+                // would turn `gmail` into `email`.
+                if *whole && near_word(raw, &tok.text) {
+                    best.offer(tok.brand, Kind::EditDistance);
+                }
                 continue;
             }
             let max = if tl >= 12 { 2 } else { 1 };
@@ -415,6 +431,33 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
             }
         }
     }
+}
+
+/// Whether `label` is `token` with one letter doubled (`appple`), one double letter dropped
+/// (`aple`), two neighbours swapped (`aplpe`) or a digit or hyphen inserted (`app1le`): the
+/// visually close edits, which rarely make another dictionary word.
+fn near_word(label: &str, token: &str) -> bool {
+    let (l, t) = (label.as_bytes(), token.as_bytes());
+    let one_extra = |long: &[u8], short: &[u8], extra_ok: &dyn Fn(&[u8], usize) -> bool| {
+        long.len() == short.len() + 1
+            && (0..long.len()).any(|i| {
+                extra_ok(long, i) && long[..i] == short[..i] && long[i + 1..] == short[i..]
+            })
+    };
+    let doubled =
+        |s: &[u8], i: usize| (i > 0 && s[i - 1] == s[i]) || (i + 1 < s.len() && s[i + 1] == s[i]);
+    let inserted = |s: &[u8], i: usize| doubled(s, i) || s[i].is_ascii_digit() || s[i] == b'-';
+    if one_extra(l, t, &inserted) || one_extra(t, l, &doubled) {
+        return true;
+    }
+    l.len() == t.len()
+        && (0..l.len().saturating_sub(1)).any(|i| {
+            l[i] != l[i + 1]
+                && l[i] == t[i + 1]
+                && l[i + 1] == t[i]
+                && l[..i] == t[..i]
+                && l[i + 2..] == t[i + 2..]
+        })
 }
 
 /// Brand domains and distinctive tokens in the subdomain labels (`microsoft.com.verify.net`).
