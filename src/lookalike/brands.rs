@@ -101,6 +101,8 @@ pub struct Catalogue {
     pub(crate) token_by_skel: HashMap<String, Vec<usize>>,
     /// Automaton over the skeletons of distinctive tokens; pattern i is `distinctive[i]`.
     pub(crate) token_ac: Option<AhoCorasick>,
+    /// The same tokens as written (skeleton folds of letter pairs can hide a token: `lh` → `h`).
+    pub(crate) token_raw_ac: Option<AhoCorasick>,
     pub(crate) distinctive: Vec<usize>,
     /// Automaton over compact substring aliases; pattern i is brand `alias_brand[i]`.
     pub(crate) alias_ac: Option<AhoCorasick>,
@@ -413,6 +415,11 @@ fn compile(mut brands: Vec<Brand>, allow: HashSet<String>) -> Catalogue {
         .build(distinctive.iter().map(|&ti| tokens[ti].skel.as_str()))
         .ok();
 
+    let token_raw_ac = AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .build(distinctive.iter().map(|&ti| tokens[ti].text.as_str()))
+        .ok();
+
     let mut alias_patterns = Vec::new();
     let mut alias_brand = Vec::new();
     let mut word_aliases = Vec::new();
@@ -452,6 +459,7 @@ fn compile(mut brands: Vec<Brand>, allow: HashSet<String>) -> Catalogue {
         token_by_text,
         token_by_skel,
         token_ac,
+        token_raw_ac,
         distinctive,
         alias_ac,
         alias_brand,

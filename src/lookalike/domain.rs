@@ -95,13 +95,13 @@ const SHORT_VOCABULARY: &[&str] = &[
     "card", "bank", "cs", "sec", "kyc", "www", "faq",
 ];
 
-/// Kinds of domain finding, strongest first within equal weights.
+/// Kinds of domain finding, preferred first within equal weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Skeleton,
     OtherTld,
-    BrandSubdomain,
     BrandToken,
+    BrandSubdomain,
     EditDistance,
     Embedded,
 }
@@ -127,9 +127,13 @@ struct Best {
 impl Best {
     fn offer(&mut self, brand: usize, kind: Kind) {
         let slot = &mut self.per_brand[brand];
-        match slot {
-            Some(old) if weight(old.code()) >= weight(kind.code()) => {}
-            _ => *slot = Some(kind),
+        // Higher weight wins; on a tie, the kind listed first in `Kind` (more specific).
+        let better = slot.is_none_or(|old| {
+            let (o, n) = (weight(old.code()), weight(kind.code()));
+            n > o || (n == o && (kind as u8) < (old as u8))
+        });
+        if better {
+            *slot = Some(kind);
         }
     }
 }
@@ -261,6 +265,7 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
         }
     }
     let parts: Vec<&str> = name.split('-').filter(|p| !p.is_empty()).collect();
+    let flat: String = parts.concat();
     if parts.len() > 1 {
         let joined: String = parts.concat();
         if let Some(tis) = cat.token_by_text.get(&joined) {
@@ -284,10 +289,12 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
     } else {
         String::new()
     };
-    if let Some(ac) = &cat.token_ac {
+    if let (Some(ac), Some(raw_ac)) = (&cat.token_ac, &cat.token_raw_ac) {
         let hits = ac
             .find_overlapping_iter(&name_skel)
-            .chain(ac.find_overlapping_iter(&joined_skel));
+            .chain(ac.find_overlapping_iter(&joined_skel))
+            .chain(raw_ac.find_overlapping_iter(name))
+            .chain(raw_ac.find_overlapping_iter(&flat));
         for m in hits {
             let ti = cat.distinctive[m.pattern().as_usize()];
             let tok = &cat.tokens[ti];
@@ -306,6 +313,9 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
                 } else {
                     Kind::Embedded
                 }
+            } else if flat.contains(&tok.text) {
+                // Split by hyphens only (`micro-soft`).
+                Kind::EditDistance
             } else {
                 Kind::Skeleton
             };
@@ -342,7 +352,6 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
     // Word tokens glued to two or more vocabulary words ("applesecurelogin", "myapple-account")
     // or to digits ("apple0"): whole-word tokens can't match inside arbitrary words
     // ("helpline", "checkups"), but these are safe.
-    let flat: String = parts.concat();
     for t in cat.tokens.iter().filter(|t| t.word && t.text.len() >= 4) {
         let Some(pos) = flat.find(&t.text) else {
             continue;

@@ -17,19 +17,16 @@ pub const MAX_BODY_SCAN_BYTES: usize = 512 * 1024;
 pub const MAX_REPLY_TO: usize = 10;
 
 static ANCHOR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?is)<a\b[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>(.{0,2000}?)</a\s*>"#,
-    )
-    .expect("the anchor pattern is a valid regex")
+    Regex::new(r#"(?is)<a\b[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>(.*?)</a\s*>"#)
+        .expect("the anchor pattern is a valid regex")
 });
 static URL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)\bhttps?://[^\s"'<>()\[\]{}]{1,2000}"#)
-        .expect("the URL pattern is a valid regex")
+    Regex::new(r#"(?i)\bhttps?://[^\s"'<>()\[\]{}]+"#).expect("the URL pattern is a valid regex")
 });
 static TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)<[^>]{0,2000}>").expect("the tag pattern is a valid regex"));
+    LazyLock::new(|| Regex::new(r"(?s)<[^>]*>").expect("the tag pattern is a valid regex"));
 static BARE_DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:www\.)?[\p{L}\p{N}-]{1,63}(?:\.[\p{L}\p{N}-]{1,63})+/?$")
+    Regex::new(r"(?i)^(?:www\.)?[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+/?$")
         .expect("the bare-domain pattern is a valid regex")
 });
 

@@ -73,11 +73,11 @@ const FREEMAIL: &[&str] = &[
 ];
 
 static EMBEDDED_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[\p{L}\p{N}._%+-]{1,64}@([\p{L}\p{N}-]{1,63}(?:\.[\p{L}\p{N}-]{1,63}){1,8})")
+    Regex::new(r"[\p{L}\p{N}._%+-]+@([\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+)")
         .expect("the address pattern is a valid regex")
 });
 static EMBEDDED_DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:[\p{L}\p{N}-]{1,63}\.){1,8}[\p{L}][\p{L}\p{N}-]{1,62}")
+    Regex::new(r"(?:[\p{L}\p{N}-]+\.)+\p{L}[\p{L}\p{N}-]+")
         .expect("the domain pattern is a valid regex")
 });
 

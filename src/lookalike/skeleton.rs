@@ -53,6 +53,7 @@ pub fn skel(s: &str) -> String {
     let bare: String = s
         .nfkd()
         .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
         .map(strip_stroke)
         .collect();
     let mut out = skeleton(&bare).collect::<String>().to_lowercase();
