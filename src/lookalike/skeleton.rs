@@ -2,7 +2,7 @@
 //! `rnicrosoft` and `0` maps to `O`, so both sides must go through the same function), then
 //! folded further for lowercase ASCII lookalikes that UTS #39 leaves apart because they are
 //! distinct in a good font but not in a mail client's small sans-serif one: `cl`/`d`, `lc`/`k`,
-//! `i`/`l`, `c`/`e`, `q`/`g`, `v`/`u`, `nn`/`m` (the pairs dnstwist's homoglyph fuzzer uses).
+//! `i`/`l`, `c`/`e`, `q`/`g`, `v`/`u`, `nn`/`m`, `m`/`n` (the pairs dnstwist's homoglyph fuzzer uses).
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
@@ -45,6 +45,8 @@ const PAIRS: &[(&str, &str)] = &[
     ("lh", "h"),
     ("vv", "w"),
     ("nn", "rn"),
+    // `m` (skeleton `rn`) and `n` differ by one stroke at small sizes.
+    ("rn", "n"),
 ];
 
 /// Lowercase, folded skeleton of `s`: equal for strings a reader would confuse.
@@ -92,6 +94,7 @@ mod tests {
         assert_eq!(skel("paypa1"), skel("paypal"));
         assert_eq!(skel("arnazon"), skel("amazon"));
         assert_ne!(skel("paypay"), skel("paypal"));
+        assert_eq!(skel("anazon"), skel("amazon"));
         assert_eq!(skel("nintenclo"), skel("nintendo"));
         assert_eq!(skel("rakutcn"), skel("rakuten"));
         assert_eq!(skel("mizuhobanlc"), skel("mizuhobank"));
