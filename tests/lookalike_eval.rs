@@ -40,7 +40,7 @@ const SAMPLE: &[Case] = &[
     (
         "positives/dnstwist-homoglyph.txt",
         "japamp0st.jp",
-        Some(("LOOKALIKE_EDIT_DISTANCE", "Japan Post")),
+        Some(("LOOKALIKE_SKELETON", "Japan Post")),
     ),
     (
         "positives/dnstwist-hyphenation.txt",
