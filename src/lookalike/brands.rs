@@ -78,6 +78,23 @@ pub(crate) struct Token {
     pub skel: String,
     /// Whole-word token: no substring or edit-distance matching.
     pub word: bool,
+    /// [`letter_mask`] of `text` and of `skel`, to skip hopeless edit-distance computations.
+    pub text_mask: u64,
+    pub skel_mask: u64,
+}
+
+/// Set of the bytes of `s` (letters and digits each a bit, anything else one shared bit). One
+/// edit changes at most two bits, so `popcount(a ^ b) > 2 * k` proves a distance above `k`.
+pub(crate) fn letter_mask(s: &str) -> u64 {
+    s.bytes().fold(0, |m, b| {
+        m | 1u64
+            << match b {
+                b'a'..=b'z' => b - b'a',
+                b'0'..=b'9' => 26 + b - b'0',
+                b'-' => 36,
+                _ => 37,
+            }
+    })
 }
 
 /// A compiled display-name alias that is matched as a sequence of whole words.
@@ -392,9 +409,12 @@ fn compile(mut brands: Vec<Brand>, allow: HashSet<String>) -> Catalogue {
                 continue;
             }
             let word = word || t.len() < MIN_DISTINCTIVE_TOKEN_LEN;
+            let sk = skel(&t);
             tokens.push(Token {
                 brand: bi,
-                skel: skel(&t),
+                text_mask: letter_mask(&t),
+                skel_mask: letter_mask(&sk),
+                skel: sk,
                 text: t,
                 word,
             });

@@ -6,7 +6,7 @@
 //! phishing vocabulary) and Damerau-Levenshtein distance on skeletons (typos); the subdomain
 //! labels are searched for brand domains and tokens. Each brand keeps only its strongest finding.
 
-use super::brands::{Catalogue, normalize_domain};
+use super::brands::{Catalogue, letter_mask, normalize_domain};
 use super::skeleton::skel;
 use super::{Finding, ascii_detail, weight};
 use unicode_security::MixedScript;
@@ -390,6 +390,7 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
         candidates.extend(parts.iter().map(|p| ((*p).to_owned(), skel(p), false)));
     }
     for (raw, cand, whole) in &candidates {
+        let (raw_mask, cand_mask) = (letter_mask(raw), letter_mask(cand));
         if cand.len() < 5 {
             continue;
         }
@@ -411,20 +412,23 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
                 continue;
             }
             let max = if tl >= 12 { 2 } else { 1 };
-            let near_skel = cand.len().abs_diff(tok.skel.len()) <= max;
-            let near_raw = raw.len().abs_diff(tl) <= max;
+            let bits = (2 * max) as u32;
+            let near_skel = cand.len().abs_diff(tok.skel.len()) <= max
+                && (cand_mask ^ tok.skel_mask).count_ones() <= bits;
+            let near_raw =
+                raw.len().abs_diff(tl) <= max && (raw_mask ^ tok.text_mask).count_ones() <= bits;
             if !near_skel && !near_raw {
                 continue;
             }
             // Raw text too: the skeleton turns `m` into `rn`, so `icrosoft` is two skeleton edits
             // from `microsoft` but one raw edit.
             let ds = if near_skel {
-                strsim::damerau_levenshtein(cand, &tok.skel)
+                edit_distance(cand, &tok.skel)
             } else {
                 usize::MAX
             };
             let dr = if near_raw {
-                strsim::damerau_levenshtein(raw, &tok.text)
+                edit_distance(raw, &tok.text)
             } else {
                 usize::MAX
             };
@@ -440,6 +444,47 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
             }
         }
     }
+}
+
+/// OSA distance on characters: the byte version for ASCII, strsim's for the rest (a non-ASCII
+/// letter left by the skeleton is one edit, not two or three bytes).
+fn edit_distance(a: &str, b: &str) -> usize {
+    if a.is_ascii() && b.is_ascii() {
+        osa_distance(a.as_bytes(), b.as_bytes())
+    } else {
+        strsim::osa_distance(a, b)
+    }
+}
+
+/// Optimal-string-alignment distance (Levenshtein plus swaps of neighbours) on bytes. Hot path:
+/// called for every token; no allocation for labels up to 63 bytes.
+pub(crate) fn osa_distance(a: &[u8], b: &[u8]) -> usize {
+    const N: usize = 64;
+    if a.len() >= N || b.len() >= N {
+        return usize::MAX;
+    }
+    let (n, m) = (a.len(), b.len());
+    // Rows of u8 (distances are < 64) rotated by swapping, not copying.
+    let mut rows = [[0u8; N]; 3];
+    for (j, v) in rows[1].iter_mut().enumerate().take(m + 1) {
+        *v = j as u8;
+    }
+    let (mut p2, mut p1, mut c) = (2usize, 1usize, 0usize);
+    for i in 1..=n {
+        rows[c][0] = i as u8;
+        for j in 1..=m {
+            let cost = u8::from(a[i - 1] != b[j - 1]);
+            let mut v = (rows[p1][j] + 1)
+                .min(rows[c][j - 1] + 1)
+                .min(rows[p1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(rows[p2][j - 2] + 1);
+            }
+            rows[c][j] = v;
+        }
+        (p2, p1, c) = (p1, c, p2);
+    }
+    usize::from(rows[p1][m])
 }
 
 /// Whether `label` is `token` with one letter doubled (`appple`), one double letter dropped

@@ -577,6 +577,7 @@ fn full_message_phish_is_caught() {
         assert!(got.contains(&want), "{want} missing: {f:?}");
     }
     assert!(score(&f) >= 20.0, "score {} {f:?}", score(&f));
+    assert_eq!(score(&f), 29.0, "{f:?}");
 }
 
 #[test]
@@ -662,4 +663,21 @@ fn url_userinfo_is_not_the_host() {
     let f = facts_from_message(&msg, "");
     assert_eq!(f.links, vec![link("evil.example", None)]);
     assert_eq!(f.envelope_domain, None);
+}
+
+#[test]
+fn osa_distance_matches_strsim() {
+    for (a, b) in [
+        ("microsoft", "micosoft"),
+        ("aplpe", "apple"),
+        ("", "abc"),
+        ("google", "gooogle"),
+        ("ca", "abc"),
+    ] {
+        assert_eq!(
+            domain::osa_distance(a.as_bytes(), b.as_bytes()),
+            strsim::osa_distance(a, b),
+            "{a} {b}"
+        );
+    }
 }
