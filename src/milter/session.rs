@@ -288,7 +288,7 @@ impl Session {
             reply.set_error_reply(
                 "550",
                 Some("5.7.1"),
-                [header::sanitize(&text, 900).as_str()],
+                [header::one_line(&text, 900).as_str()],
             )?;
             return Ok(Status::Reject);
         }
@@ -319,7 +319,7 @@ impl Session {
         if eval.decision == Decision::Quarantine && !dry_run {
             let why = eval.why.as_deref().unwrap_or("policy");
             if self.can_quarantine {
-                actions.quarantine(header::sanitize(why, 900)).await?;
+                actions.quarantine(header::one_line(why, 900)).await?;
             } else {
                 warn!(
                     queue_id,

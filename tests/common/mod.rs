@@ -83,6 +83,8 @@ pub fn zone_text() -> String {
         "quarantine.example",
         "none.example",
         "pct.example",
+        "microsoft-securityprotection-support.xyz",
+        "accountprotection.microsoft.com",
     ] {
         z.push_str(&format!(
             "ed._domainkey.{domain}. IN TXT {}\n",
