@@ -120,7 +120,7 @@ zone:
     name: "."
     zonefile: "root.zone"
 EOF
-nsx nsd -d -c "$WORK/nsd/nsd.conf" >"$WORK/log/nsd.out" 2>&1 </dev/null &
+ip netns exec "$NS" nsd -d -c "$WORK/nsd/nsd.conf" >"$WORK/log/nsd.out" 2>&1 </dev/null &
 PIDS+=($!)
 for _ in $(seq 100); do
     [[ $(nsx dig +short +time=1 +tries=1 @127.0.0.1 TXT _dmarc.sender.example 2>/dev/null) == *DMARC1* ]] && break
@@ -250,7 +250,7 @@ sg_config unix "unix:$SG_SOCK"
 sg_config tcp "inet:127.0.0.1:8891"
 start_sg() { # start_sg NAME -> STARTED
     [[ $1 == unix ]] && rm -f "$SG_SOCK"
-    nsx "$BIN" serve --config "$WORK/cfg/$1.toml" >>"$WORK/log/spoofguard-$1.log" 2>&1 </dev/null &
+    ip netns exec "$NS" "$BIN" serve --config "$WORK/cfg/$1.toml" >>"$WORK/log/spoofguard-$1.log" 2>&1 </dev/null &
     STARTED=$!
     PIDS+=("$STARTED")
 }
@@ -281,10 +281,10 @@ RejectFailures          false
 EOF
 start_peers() { # -> DKIM_PID DMARC_PID
     rm -f "$WORK/sock/opendkim.sock" "$WORK/sock/opendmarc.sock"
-    nsx opendkim -f -x "$WORK/cfg/opendkim.conf" >>"$WORK/log/opendkim.log" 2>&1 </dev/null &
+    ip netns exec "$NS" opendkim -f -x "$WORK/cfg/opendkim.conf" >>"$WORK/log/opendkim.log" 2>&1 </dev/null &
     DKIM_PID=$!
     PIDS+=("$DKIM_PID")
-    nsx opendmarc -f -c "$WORK/cfg/opendmarc.conf" >>"$WORK/log/opendmarc.log" 2>&1 </dev/null &
+    ip netns exec "$NS" opendmarc -f -c "$WORK/cfg/opendmarc.conf" >>"$WORK/log/opendmarc.log" 2>&1 </dev/null &
     DMARC_PID=$!
     PIDS+=("$DMARC_PID")
     wait_sock "$WORK/sock/opendkim.sock" "$DKIM_PID"
@@ -299,10 +299,10 @@ log "messages: $(stat -c '%n %s' "${MSG[10k]}" "${MSG[3k]}" | xargs -n2 basename
 for size in $SIZES; do
     # -- do-nothing milter, unix and TCP: one process per transport for all runs
     if has null-unix || has null-tcp; then
-        nsx "$NULL" --socket "unix:$WORK/sock/null.sock" >"$WORK/log/null-unix.log" 2>&1 </dev/null &
+        ip netns exec "$NS" "$NULL" --socket "unix:$WORK/sock/null.sock" >"$WORK/log/null-unix.log" 2>&1 </dev/null &
         NU=$!
         PIDS+=("$NU")
-        nsx "$NULL" --socket inet:127.0.0.1:8899 >"$WORK/log/null-tcp.log" 2>&1 </dev/null &
+        ip netns exec "$NS" "$NULL" --socket inet:127.0.0.1:8899 >"$WORK/log/null-tcp.log" 2>&1 </dev/null &
         NT=$!
         PIDS+=("$NT")
         wait_sock "$WORK/sock/null.sock" "$NU"
@@ -376,7 +376,7 @@ hold_rss() {
     local before during ready=$WORK/hold.ready
     rm -f "$ready"
     before=$(mem_kb "$@")
-    nsx timeout 90 "$LOAD" --socket "$sock" --hold 500 --hold-secs 4 --max-secs 60 \
+    ip netns exec "$NS" timeout 90 "$LOAD" --socket "$sock" --hold 500 --hold-secs 4 --max-secs 60 \
         --ready-file "$ready" >"$WORK/log/hold-$name.out" 2>&1 &
     local lp=$!
     for _ in $(seq 600); do
@@ -400,7 +400,7 @@ nsx timeout 60 "$LOAD" --socket "unix:$SG_SOCK" --connections 8 --messages 50 --
     --ip 192.0.2.10 --helo mail.sender.example "${MSG[10k]}" >/dev/null 2>>"$WORK/log/load.err"
 hold_rss spoofguard "unix:$SG_SOCK" "$SGU"
 stop "$SGU"
-nsx "$NULL" --socket "unix:$WORK/sock/null.sock" >"$WORK/log/null-hold.log" 2>&1 </dev/null &
+ip netns exec "$NS" "$NULL" --socket "unix:$WORK/sock/null.sock" >"$WORK/log/null-hold.log" 2>&1 </dev/null &
 NU=$!
 PIDS+=("$NU")
 wait_sock "$WORK/sock/null.sock" "$NU"
@@ -414,7 +414,7 @@ stop "$DKIM_PID" "$DMARC_PID"
 # ------------------------------------------------------------------ max_message_bytes
 log "oversize: 20 MB messages, max_message_bytes = 1 MiB, 8 connections x 3"
 sg_config cap "unix:$WORK/sock/cap.sock" 'max_message_bytes = 1048576'
-nsx "$BIN" serve --config "$WORK/cfg/cap.toml" >"$WORK/log/spoofguard-cap.log" 2>&1 </dev/null &
+ip netns exec "$NS" "$BIN" serve --config "$WORK/cfg/cap.toml" >"$WORK/log/spoofguard-cap.log" 2>&1 </dev/null &
 CAP=$!
 PIDS+=("$CAP")
 wait_sock "$WORK/sock/cap.sock" "$CAP"

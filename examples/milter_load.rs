@@ -81,6 +81,9 @@ struct Args {
     /// With --hold: write the number of open connections here once they are all open
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// Print each milter's final reply and header changes for the first message (stderr)
+    #[arg(long)]
+    verbose: bool,
     /// .eml files, used round-robin
     files: Vec<PathBuf>,
 }
@@ -214,30 +217,37 @@ impl Conn {
             other => return Err(std::io::Error::other(format!("negotiation: {other:?}"))),
         };
         let mut c = Conn { s, opts };
+        let opts = c.opts;
+        // As Postfix (milter8.c): an event negotiated away (NO_*) is not sent at all, and one
+        // marked NOREPLY_* is sent without waiting for an answer.
         send(&mut c.s, macros(MacroStage::Connect, &[("j", "mx.load.test")])).await?;
-        send(
-            &mut c.s,
-            Command::ConnInfo(ConnInfoPayload {
-                hostname: cstring("client.load.test"),
-                socket_info: SocketInfo::Inet(SocketAddr::new(
-                    args.ip,
-                    40000 + (id % 20000) as u16,
-                )),
-            }),
-        )
-        .await?;
-        if c.answers(ProtoOpts::NO_CONNECT, ProtoOpts::NOREPLY_CONNECT) {
-            reply(&mut c.s).await?;
+        if !opts.contains(ProtoOpts::NO_CONNECT) {
+            send(
+                &mut c.s,
+                Command::ConnInfo(ConnInfoPayload {
+                    hostname: cstring("client.load.test"),
+                    socket_info: SocketInfo::Inet(SocketAddr::new(
+                        args.ip,
+                        40000 + (id % 20000) as u16,
+                    )),
+                }),
+            )
+            .await?;
+            if !opts.contains(ProtoOpts::NOREPLY_CONNECT) {
+                reply(&mut c.s).await?;
+            }
         }
-        send(
-            &mut c.s,
-            Command::Helo(HeloPayload {
-                hostname: cstring(&args.helo),
-            }),
-        )
-        .await?;
-        if c.answers(ProtoOpts::NO_HELO, ProtoOpts::NOREPLY_HELO) {
-            reply(&mut c.s).await?;
+        if !opts.contains(ProtoOpts::NO_HELO) {
+            send(
+                &mut c.s,
+                Command::Helo(HeloPayload {
+                    hostname: cstring(&args.helo),
+                }),
+            )
+            .await?;
+            if !opts.contains(ProtoOpts::NOREPLY_HELO) {
+                reply(&mut c.s).await?;
+            }
         }
         Ok(c)
     }
@@ -246,25 +256,29 @@ impl Conn {
     async fn envelope(&mut self, args: &Args, qid: &str) -> std::io::Result<()> {
         let opts = self.opts;
         send(&mut self.s, macros(MacroStage::Mail, &[("i", qid)])).await?;
-        send(
-            &mut self.s,
-            Command::Mail(EnvAddrPayload {
-                args: vec![cstring(&format!("<{}>", args.mail_from))],
-            }),
-        )
-        .await?;
-        if self.answers(ProtoOpts::NO_MAIL, ProtoOpts::NOREPLY_MAIL) {
-            reply(&mut self.s).await?;
+        if !opts.contains(ProtoOpts::NO_MAIL) {
+            send(
+                &mut self.s,
+                Command::Mail(EnvAddrPayload {
+                    args: vec![cstring(&format!("<{}>", args.mail_from))],
+                }),
+            )
+            .await?;
+            if !opts.contains(ProtoOpts::NOREPLY_MAIL) {
+                reply(&mut self.s).await?;
+            }
         }
-        send(
-            &mut self.s,
-            Command::Rcpt(EnvAddrPayload {
-                args: vec![cstring(&format!("<{}>", args.rcpt))],
-            }),
-        )
-        .await?;
-        if self.answers(ProtoOpts::NO_RCPT, ProtoOpts::NOREPLY_RCPT) {
-            reply(&mut self.s).await?;
+        if !opts.contains(ProtoOpts::NO_RCPT) {
+            send(
+                &mut self.s,
+                Command::Rcpt(EnvAddrPayload {
+                    args: vec![cstring(&format!("<{}>", args.rcpt))],
+                }),
+            )
+            .await?;
+            if !opts.contains(ProtoOpts::NOREPLY_RCPT) {
+                reply(&mut self.s).await?;
+            }
         }
         if !opts.contains(ProtoOpts::NO_DATA) {
             send(&mut self.s, Command::Data).await?;
@@ -283,6 +297,7 @@ impl Conn {
         body: &Bytes,
         qid: &str,
         st: &mut Stats,
+        verbose: bool,
     ) -> std::io::Result<(Duration, Final)> {
         let opts = self.opts;
         if !opts.contains(ProtoOpts::NO_HEADER) {
@@ -327,7 +342,11 @@ impl Conn {
         send(&mut self.s, Command::BodyEnd(Bytes::new())).await?;
         let mut added = Vec::new();
         let fin = loop {
-            match reply(&mut self.s).await? {
+            let r = reply(&mut self.s).await?;
+            if verbose {
+                eprintln!("{qid}: {r:?}");
+            }
+            match r {
                 Reply::Continue => {
                     st.continue_ += 1;
                     break Final::Pass(added);
@@ -387,8 +406,13 @@ async fn connection(
 fn apply_added(headers: &[(CString, CString)], added: Vec<(usize, CString, CString)>) -> Vec<(CString, CString)> {
     let mut out = headers.to_vec();
     for (index, name, value) in added {
-        // Values from a milter carry no leading space; received headers keep theirs.
-        let value = cstring(&format!(" {}", value.to_string_lossy()));
+        // Received header values keep their space after the colon; give an added value one
+        // unless the milter sent it (with LEADING_SPACE negotiated, as OpenDKIM does).
+        let value = if value.as_bytes().first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            value
+        } else {
+            cstring(&format!(" {}", value.to_string_lossy()))
+        };
         if index >= out.len() {
             out.push((name, value));
         } else {
@@ -425,10 +449,14 @@ async fn run_connection(
         }
         // ... and its cleanup server replays the whole message to each milter in turn, with
         // the earlier milters' header changes applied (milter8.c, cleanup_milter.c).
-        let (mut eom, fin) = first.content(&m.headers, &m.body, &qid, st).await?;
+        let (mut eom, fin) = first
+            .content(&m.headers, &m.body, &qid, st, args.verbose && n == 0)
+            .await?;
         if let (Some(c), Final::Pass(added)) = (second.as_mut(), fin) {
             let headers = apply_added(&m.headers, added);
-            let (eom2, _) = c.content(&headers, &m.body, &qid, st).await?;
+            let (eom2, _) = c
+                .content(&headers, &m.body, &qid, st, args.verbose && n == 0)
+                .await?;
             eom += eom2;
         }
         st.eom_us.push(eom.as_micros() as u64);
