@@ -114,6 +114,10 @@ server:
     server-count: 1
     verbosity: 0
     hide-version: yes
+    # No response rate limiting: the default (200 answers/s per client and name) drops
+    # answers to the peers, which query DNS for every message, and they then wait 5 s.
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
 remote-control:
     control-enable: no
 zone:
