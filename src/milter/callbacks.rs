@@ -129,9 +129,22 @@ fn handle_rcpt(cx: &mut Context<Session>, args: Vec<CString>) -> Status {
 }
 
 fn handle_header(cx: &mut Context<Session>, name: CString, value: CString) -> Status {
-    let j = macro_str(&cx.macros, c"j").map(str::to_owned);
+    // Only Authentication-Results headers are compared with our authserv-id: skip the macro
+    // lookup and the copy of the id for every other header.
+    let is_ar = name
+        .as_bytes()
+        .eq_ignore_ascii_case(crate::header::AUTHENTICATION_RESULTS.as_bytes());
+    let j = if is_ar {
+        macro_str(&cx.macros, c"j")
+    } else {
+        None
+    };
     let session = session!(cx);
-    let id = session.authserv_id(j.as_deref());
+    let id = if is_ar {
+        session.authserv_id(j)
+    } else {
+        String::new()
+    };
     session.add_header(name.as_bytes(), value.as_bytes(), &id);
     Status::Continue
 }

@@ -124,7 +124,7 @@ impl Session {
         self.message = Some(MessageData {
             mail_from: addr.to_owned(),
             authenticated,
-            raw: Vec::with_capacity(8192),
+            raw: Vec::with_capacity(8192.min(self.rt.config.milter.max_message_bytes)),
             ..Default::default()
         });
     }
@@ -180,6 +180,7 @@ impl Session {
         if m.raw.len() + line.len() > max {
             mark_oversize(m);
         } else {
+            reserve_capped(&mut m.raw, line.len(), max);
             m.raw.extend_from_slice(&line);
         }
     }
@@ -216,8 +217,16 @@ impl Session {
             };
         }
         let mut last_cr = m.last_cr;
+        reserve_capped(&mut m.raw, chunk.len(), max);
         push_crlf(&mut m.raw, chunk, &mut last_cr);
         m.last_cr = last_cr;
+        // Bare LFs grow by one byte each: check the limit on what was buffered.
+        if m.raw.len() > max {
+            mark_oversize(m);
+            if can_skip {
+                return Status::Skip;
+            }
+        }
         Status::Continue
     }
 
@@ -403,14 +412,33 @@ fn mark_oversize(m: &mut MessageData) {
 }
 
 /// Appends `data`, turning bare LF into CRLF; `last_cr` carries a trailing CR across calls.
+/// Copies whole lines at a time (the MTA normally sends CRLF already).
 fn push_crlf(out: &mut Vec<u8>, data: &[u8], last_cr: &mut bool) {
+    let Some(&last) = data.last() else { return };
     out.reserve(data.len());
-    for &b in data {
-        if b == b'\n' && !*last_cr {
+    let mut prev_cr = *last_cr;
+    let mut rest = data;
+    while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+        let cr_before = if i == 0 { prev_cr } else { rest[i - 1] == b'\r' };
+        out.extend_from_slice(&rest[..i]);
+        if !cr_before {
             out.push(b'\r');
         }
-        out.push(b);
-        *last_cr = b == b'\r';
+        out.push(b'\n');
+        prev_cr = false;
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
+    *last_cr = last == b'\r';
+}
+
+/// Makes room for `additional` more bytes without letting the capacity grow past `max` plus
+/// `additional` (a doubling `Vec` would reach up to twice `max_message_bytes`).
+fn reserve_capped(buf: &mut Vec<u8>, additional: usize, max: usize) {
+    let needed = buf.len() + additional;
+    if needed > buf.capacity() {
+        let target = (buf.capacity() * 2).max(needed).min(max.max(needed));
+        buf.reserve_exact(target - buf.len());
     }
 }
 
@@ -480,5 +508,54 @@ mod tests {
         push_crlf(&mut out, b"a\nb\r", &mut cr);
         push_crlf(&mut out, b"\nc\r\n", &mut cr);
         assert_eq!(out, b"a\r\nb\r\nc\r\n");
+    }
+
+    /// The line-at-a-time copy gives the same bytes as the one-byte-at-a-time rule, for every
+    /// way of cutting the input into two chunks.
+    #[test]
+    fn push_crlf_matches_bytewise_rule() {
+        fn bytewise(data: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut last_cr = false;
+            for &b in data {
+                if b == b'\n' && !last_cr {
+                    out.push(b'\r');
+                }
+                out.push(b);
+                last_cr = b == b'\r';
+            }
+            out
+        }
+        let inputs: [&[u8]; 6] = [
+            b"",
+            b"\n\n\r\n\r\r\n",
+            b"line one\r\nline two\nthree\r",
+            b"\rabc\n\r\n\n",
+            b"no newline at all",
+            b"\r\n\r\n.\r\n",
+        ];
+        for input in inputs {
+            for cut in 0..=input.len() {
+                let mut out = Vec::new();
+                let mut cr = false;
+                push_crlf(&mut out, &input[..cut], &mut cr);
+                push_crlf(&mut out, &input[cut..], &mut cr);
+                assert_eq!(out, bytewise(input), "input {input:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn reserve_capped_never_exceeds_the_limit() {
+        let max = 100_000;
+        let mut buf: Vec<u8> = Vec::with_capacity(8192);
+        while buf.len() + 1000 <= max {
+            reserve_capped(&mut buf, 1000, max);
+            buf.extend_from_slice(&[b'x'; 1000]);
+            assert!(buf.capacity() <= max, "capacity {} > {max}", buf.capacity());
+        }
+        // A request past the limit still gets exactly what it asks for.
+        reserve_capped(&mut buf, 5000, max);
+        assert!(buf.capacity() >= buf.len() + 5000);
     }
 }
