@@ -13,6 +13,7 @@
 #   CONFIGS="null-unix null-tcp sg-cold sg-warm sg-warm-tcp peers"  configurations to run
 #   SIZES="10k 3k" messages to run
 #   SKIP_BUILD=1  use the existing target/release binaries
+#   SPOOFGUARD_BIN  the spoofguard binary to measure (default target/release/spoofguard)
 # Every load run is bounded by a message count and by --max-secs; the whole script by
 # `timeout` on each step. It ends with a summary table (also in RESULTS_DIR/summary.md).
 set -euo pipefail
@@ -77,7 +78,7 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
     log "cargo build --release --bins --examples"
     (cd "$ROOT" && timeout 1200 cargo build --release --bins --examples --quiet </dev/null) || die "build"
 fi
-BIN=$ROOT/target/release/spoofguard
+BIN=${SPOOFGUARD_BIN:-$ROOT/target/release/spoofguard}
 LOAD=$ROOT/target/release/examples/milter_load
 NULL=$ROOT/target/release/examples/null_milter
 for b in "$BIN" "$LOAD" "$NULL"; do [[ -x $b ]] || die "missing $b"; done
