@@ -20,7 +20,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STAMP=$(date +%Y%m%d-%H%M%S)
-OUT=${RESULTS_DIR:-$ROOT/target/milter-bench/$STAMP}
+OUT=$(realpath -m "${RESULTS_DIR:-$ROOT/target/milter-bench/$STAMP}")
 WORK=$OUT/work
 PY=/usr/bin/python3
 REPS=${REPS:-3}
@@ -78,7 +78,7 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
     log "cargo build --release --bins --examples"
     (cd "$ROOT" && timeout 1200 cargo build --release --bins --examples --quiet </dev/null) || die "build"
 fi
-BIN=${SPOOFGUARD_BIN:-$ROOT/target/release/spoofguard}
+BIN=$(realpath -m "${SPOOFGUARD_BIN:-$ROOT/target/release/spoofguard}")
 LOAD=$ROOT/target/release/examples/milter_load
 NULL=$ROOT/target/release/examples/null_milter
 for b in "$BIN" "$LOAD" "$NULL"; do [[ -x $b ]] || die "missing $b"; done
