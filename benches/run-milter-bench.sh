@@ -237,13 +237,13 @@ EOF
 
 # ------------------------------------------------------------------ milters
 sg_config() {
-    local name=$1 listen=$2 extra=${3:-}
+    local name=$1 listen=$2 extra_lines=${3:-}
     cat >"$WORK/cfg/$name.toml" <<EOF
 [milter]
 listen = "$listen"
 socket_mode = "0666"
 authserv_id = "mx.bench.example"
-$extra
+$extra_lines
 [dns]
 nameservers = ["127.0.0.1:53"]
 [auth]

@@ -220,7 +220,11 @@ impl Conn {
         let opts = c.opts;
         // As Postfix (milter8.c): an event negotiated away (NO_*) is not sent at all, and one
         // marked NOREPLY_* is sent without waiting for an answer.
-        send(&mut c.s, macros(MacroStage::Connect, &[("j", "mx.load.test")])).await?;
+        send(
+            &mut c.s,
+            macros(MacroStage::Connect, &[("j", "mx.load.test")]),
+        )
+        .await?;
         if !opts.contains(ProtoOpts::NO_CONNECT) {
             send(
                 &mut c.s,
@@ -403,12 +407,19 @@ async fn connection(
 
 /// Applies the header changes of one milter to the header list the next milter sees, as
 /// Postfix's cleanup server does before it replays the message to the next milter.
-fn apply_added(headers: &[(CString, CString)], added: Vec<(usize, CString, CString)>) -> Vec<(CString, CString)> {
+fn apply_added(
+    headers: &[(CString, CString)],
+    added: Vec<(usize, CString, CString)>,
+) -> Vec<(CString, CString)> {
     let mut out = headers.to_vec();
     for (index, name, value) in added {
         // Received header values keep their space after the colon; give an added value one
         // unless the milter sent it (with LEADING_SPACE negotiated, as OpenDKIM does).
-        let value = if value.as_bytes().first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+        let value = if value
+            .as_bytes()
+            .first()
+            .is_some_and(|b| *b == b' ' || *b == b'\t')
+        {
             value
         } else {
             cstring(&format!(" {}", value.to_string_lossy()))
@@ -501,7 +512,10 @@ async fn hold(args: Arc<Args>, n: usize) {
     for mut c in conns {
         let _ = send(&mut c.s, Command::Quit).await;
     }
-    println!("{}", serde_json::json!({"held": n - errors, "errors": errors}));
+    println!(
+        "{}",
+        serde_json::json!({"held": n - errors, "errors": errors})
+    );
     if errors > 0 {
         std::process::exit(1);
     }

@@ -419,7 +419,11 @@ fn push_crlf(out: &mut Vec<u8>, data: &[u8], last_cr: &mut bool) {
     let mut prev_cr = *last_cr;
     let mut rest = data;
     while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-        let cr_before = if i == 0 { prev_cr } else { rest[i - 1] == b'\r' };
+        let cr_before = if i == 0 {
+            prev_cr
+        } else {
+            rest[i - 1] == b'\r'
+        };
         out.extend_from_slice(&rest[..i]);
         if !cr_before {
             out.push(b'\r');
