@@ -364,6 +364,11 @@ s_pass() {
         bob@rcpt.example "$MSG/$msg.eml"
     expect_queued
     [[ -n $QID ]] && pf_delivered "$QID" && check_accept_headers "$MSG/$msg.eml" "$sel" "$alg"
+    # the queue id comes from the i macro that spoofguard requested during negotiation
+    local line
+    line=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/log/pf_$PF_KIND.log" | grep -F "queue_id=\"$QID\"" || true)
+    [[ $line == *'client_ip="192.0.2.10" from_domain="sender.example" spf=pass dkim=pass arc=none dmarc=pass score=0.0 decision=accept'* ]] ||
+        bad "no log line with queue_id=\"$QID\" and the pass results: ${line:-none}"
 }
 
 # (2) unsigned spoof of sender.example (p=reject) from a foreign IP: 550, nothing delivered.
@@ -496,7 +501,7 @@ s_milter_down() {
 # (9) SIGHUP reload: reject_dmarc_reject = false turns the p=reject spoof into a quarantine
 # (held) on the next message; restoring the file and reloading again brings the 550 back.
 pf_reload() {
-    local mark want n
+    local mark n
     mark=$(log_mark inet)
     kill -HUP "$PF_INET_PID"
     for _ in $(seq 50); do
