@@ -344,6 +344,7 @@ pf_run() {
     shift
     if [[ " ${SKIP_SCENARIOS:-} " == *" $name "* ]]; then
         log "SKIP $name (SKIP_SCENARIOS)"
+        SKIPPED_NAMES+=("$name")
         return 0
     fi
     local out=$WORK/out/$name.txt

