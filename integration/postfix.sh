@@ -325,6 +325,26 @@ pf_queue_of() {
     nx postqueue -c "$PF_CONF" -j >"$PF/queue.json" 2>>"$WORK/log/postqueue.err" || true
     "$PY" "$INTEG/pftool.py" queue "$PF/queue.json" "$1"
 }
+# pf_held_headers QID: sets FILE to the header of a queued (held) message, from postcat.
+pf_held_headers() {
+    FILE=$PF/held-$1.txt
+    nx postcat -c "$PF_CONF" -h -q "$1" >"$FILE" 2>&1 || bad "postcat -q $1: $(cat "$FILE")"
+}
+# The results of an unsigned message failing DMARC, from 198.51.100.66.
+ar_fail() {
+    local from=$1 domain=$2 policy=$3 dis=$4
+    printf 'Authentication-Results: %s;\tspf=fail smtp.mailfrom=%s;\tdkim=none;\tarc=none;\tdmarc=fail (p=%s dis=%s) header.from=%s' \
+        "$AUTHSERV" "$from" "$policy" "$dis" "$domain"
+}
+check_held_headers() {
+    local from=$1 domain=$2 policy=$3
+    expect "held: Authentication-Results" "$(hdr Authentication-Results)" "$(ar_fail "$from" "$domain" "$policy" quarantine)"
+    expect "held: X-Spoofguard-Verdict" "$(hdr X-Spoofguard-Verdict)" "X-Spoofguard-Verdict: quarantine"
+    expect "held: X-Spoofguard-Score" "$(hdr X-Spoofguard-Score)" "X-Spoofguard-Score: 5.0"
+    expect "held: X-Spoofguard-Reasons" "$(hdr X-Spoofguard-Reasons)" \
+        "X-Spoofguard-Reasons: DMARC_FAIL=+4.0 ($domain p=$policy);	SPF_FAIL=+1.0 ($domain)"
+}
+
 # Nothing of this Message-ID reached the sink.
 expect_not_delivered() {
     sleep 1 # a wrongly queued message would reach the sink within this
@@ -388,6 +408,8 @@ s_quarantine() {
     expect_queued
     [[ -n $QID ]] || return 0
     expect "queue of $QID" "$(pf_queue_of "$QID")" "hold"
+    pf_held_headers "$QID"
+    check_held_headers billing@quarantine.example quarantine.example quarantine
     expect_not_delivered q-fail@attacker.example
     nx postsuper -c "$PF_CONF" -d "$QID" hold >/dev/null 2>&1 || bad "postsuper -d $QID hold"
 }
@@ -522,6 +544,8 @@ s_sighup() {
     expect_queued
     if [[ -n $QID ]]; then
         expect "queue of $QID (reject_dmarc_reject = false)" "$(pf_queue_of "$QID")" "hold"
+        pf_held_headers "$QID"
+        check_held_headers ceo@sender.example sender.example reject
         nx postsuper -c "$PF_CONF" -d "$QID" hold >/dev/null 2>&1 || true
     fi
     cp "$cfg.orig" "$cfg"
