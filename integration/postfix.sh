@@ -235,7 +235,7 @@ nx postfix -c "$PF_CONF" check >"$WORK/log/postfix-check.log" 2>&1 ||
 nx postfix -c "$PF_CONF" start >"$WORK/log/postfix-start.log" 2>&1 ||
     fail_now "postfix start: $(cat "$WORK/log/postfix-start.log") $(tail -n 5 "$WORK/log/postfix.log")"
 for _ in $(seq 50); do
-    PF_MASTER_PID=$(tr -d ' ' <"$PF/queue/pid/master.pid" 2>/dev/null || true)
+    PF_MASTER_PID=$(tr -d ' ' 2>/dev/null <"$PF/queue/pid/master.pid" || true)
     [[ -n $PF_MASTER_PID ]] && break
     sleep 0.1
 done

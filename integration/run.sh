@@ -128,7 +128,7 @@ if ((${#missing_pkgs[@]} > 0)); then
             </dev/null >>"$ROOT/.integ-apt.log" 2>&1 || true
         if [[ -n $own_policy_rc ]]; then rm -f /usr/sbin/policy-rc.d; fi
         # Should a system-wide Postfix have started anyway, stop that master by its PID.
-        sys_master=$(tr -d ' ' </var/spool/postfix/pid/master.pid 2>/dev/null || true)
+        sys_master=$(tr -d ' ' 2>/dev/null </var/spool/postfix/pid/master.pid || true)
         if [[ -n $sys_master ]] && [[ $(cat "/proc/$sys_master/comm" 2>/dev/null) == master ]]; then
             log "stopping the system Postfix master the package started (pid $sys_master)"
             kill "$sys_master" || true
