@@ -5,4 +5,5 @@
 mod common;
 
 mod cli;
+mod lookalike_eval;
 mod milter;

@@ -113,7 +113,10 @@ async fn pass_without_leading_space_option_reconstructs_the_headers() {
         ar.ends_with("dmarc=pass (p=reject dis=none) header.from=sender.example"),
         "{ar}"
     );
-    assert_eq!(added_raw(&actions, "X-Spoofguard-Verdict").unwrap(), "accept");
+    assert_eq!(
+        added_raw(&actions, "X-Spoofguard-Verdict").unwrap(),
+        "accept"
+    );
     milter.shutdown().await;
 }
 
