@@ -431,6 +431,20 @@ s_brand_phish() {
     if [[ $REPLY == 550\ 5.7.1\ * ]]; then
         echo "ok: rejected: $REPLY"
         [[ $line == *decision=reject* ]] || bad "log line: want decision=reject"
+        # docs/headers.md: "550 5.7.1 Message rejected: score 23.0 (CODE, CODE, ...)"
+        local want_re='^550 5\.7\.1 Message rejected: score [0-9]+\.[0-9] \([A-Z_]+(, [A-Z_]+)*\)$'
+        if [[ $REPLY =~ $want_re ]]; then
+            echo "ok: reply in the documented form"
+        elif [[ $STRICT_REPLY == 1 ]]; then
+            bad "reply not in the documented form 'score N.N (CODE, ...)': $REPLY"
+        else
+            echo "WARN: score reject reply not in the documented form 'score N.N (CODE, ...)' of docs/headers.md (parentheses sanitized to '_'): $REPLY"
+        fi
+        local code codes
+        read -ra codes <<<"$(sed 's/.*score [0-9.]* //; s/[^A-Z_,]//g; s/^_*//; s/_*$//; s/,/ /g' <<<"$REPLY")"
+        for code in "${codes[@]}"; do
+            [[ ",$reasons," == *",$code,"* ]] || bad "reply names $code, which the log line's reasons= lacks"
+        done
     elif [[ $REPLY =~ $queued_re ]]; then
         expect "queue of $QID" "$(pf_queue_of "$QID")" "hold"
         [[ $line == *decision=quarantine* ]] || bad "log line: want decision=quarantine"
