@@ -237,6 +237,28 @@ def main():
                    "pf-forged@sender.example", body, forged)
     msgs["pf_forged"] = sign(base, "sender.example", "rsa2048", rsa_key, "rsa-sha256")
 
+    # Forged results in other spellings: no space after the colon, another case, the
+    # authserv-id on a folded line, lower-case header names. All are ours and must go; an
+    # authserv-id that only starts with ours is another one and stays.
+    forged = [
+        "Authentication-Results:mx.spoofguard.test; dkim=pass header.d=sender.example",
+        "Authentication-Results: MX.SpoofGuard.TEST; spf=pass smtp.mailfrom=alice@sender.example",
+        "Authentication-Results:\r\n\tmx.spoofguard.test;\r\n\tdmarc=pass header.from=sender.example",
+        "x-spoofguard-verdict: accept",
+        "X-SPOOFGUARD-REASONS:none",
+        "Authentication-Results: mx.spoofguard.test.other.example; dkim=pass header.d=sender.example",
+    ]
+    base = message(alice, "bob@rcpt.example", "Quarterly report (forged, other spellings)",
+                   "pf-forged2@sender.example", body, forged)
+    msgs["pf_forged2"] = sign(base, "sender.example", "rsa2048", rsa_key, "rsa-sha256")
+
+    # A large signed message: Postfix hands the body to the milter in several chunks.
+    line = "The quarterly numbers, line %06d: 0123456789 abcdefghij ABCDEFGHIJ.\r\n"
+    big = "".join(line % i for i in range(5000))
+    base = message(alice, "bob@rcpt.example", "Quarterly report (large)",
+                   "large@sender.example", big)
+    msgs["pf_large"] = sign(base, "sender.example", "rsa2048", rsa_key, "rsa-sha256")
+
     # A domain whose DNS queries are dropped inside the test namespace (DNS timeout).
     msgs["slowdns"] = message("Slow <info@slowdns.example>", "bob@rcpt.example",
                               "Slow DNS", "slow@slowdns.example", "Hello.\r\n")
@@ -249,7 +271,7 @@ def main():
             read(os.path.join(keys, "rsa2048.dns")),
     }
     signed_names = ("rsa_pass", "ed_pass", "forged_ar", "body_altered", "lookalike",
-                    "brand_phish", "pf_forged")
+                    "brand_phish", "pf_forged", "pf_forged2", "pf_large")
 
     def dnsfunc(name, timeout=5):
         return txt.get(name if name.endswith(b".") else name + b".")

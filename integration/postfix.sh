@@ -470,6 +470,71 @@ Authentication-Results: other.example; spf=pass smtp.mailfrom=alice@sender.examp
     if grep -aq -- '-5' <(hdr X-Spoofguard-Score); then bad "forged X-Spoofguard-Score: -5 delivered"; fi
 }
 
+# (5b) forged results in other spellings (no space after the colon, other case, folded
+# authserv-id, lower-case names) are removed too; "mx.spoofguard.test.other.example" is kept.
+s_forged2() {
+    pf_swaks "$PF_NAME" "$(port_of)" 192.0.2.10 mail.sender.example alice@sender.example \
+        bob@rcpt.example "$MSG/pf_forged2.eml"
+    expect_queued
+    [[ -n $QID ]] && pf_delivered "$QID" || return 0
+    check_accept_headers "$MSG/pf_forged2.eml" rsa2048 rsa-sha256
+    expect "every Authentication-Results (ours, then the foreign one)" "$(hdr Authentication-Results)" \
+        "$(ar_pass "$MSG/pf_forged2.eml" rsa2048 rsa-sha256)
+Authentication-Results: mx.spoofguard.test.other.example; dkim=pass header.d=sender.example"
+}
+
+# (10) a 350 kB signed message: Postfix sends the body in 64 kB chunks; DKIM still passes.
+s_large() {
+    pf_swaks "$PF_NAME" "$(port_of)" 192.0.2.10 mail.sender.example alice@sender.example \
+        bob@rcpt.example "$MSG/pf_large.eml"
+    expect_queued
+    [[ -n $QID ]] && pf_delivered "$QID" && check_accept_headers "$MSG/pf_large.eml" rsa2048 rsa-sha256
+}
+
+# pf_set_milter_keys LINES: put LINES under [milter] of pf_inet.toml (after a backup) and reload.
+pf_set_milter_keys() {
+    local cfg=$WORK/cfg/pf_inet.toml
+    [[ -e $cfg.orig ]] || cp "$cfg" "$cfg.orig"
+    cp "$cfg.orig" "$cfg"
+    "$PY" - "$cfg" "$1" <<'EOF2'
+import sys
+path, lines = sys.argv[1], sys.argv[2]
+text = open(path).read().replace("[milter]\n", "[milter]\n" + lines + "\n", 1)
+open(path, "w").write(text)
+EOF2
+    pf_reload
+}
+pf_restore_config() {
+    local cfg=$WORK/cfg/pf_inet.toml
+    cp "$cfg.orig" "$cfg"
+    rm -f "$cfg.orig"
+    pf_reload
+}
+
+# (11) max_message_bytes = 65536 (SIGHUP): the large message is delivered unverified with
+# the OVERSIZE reason (oversize_action = "accept", the default), or answered 452 4.3.4
+# (oversize_action = "tempfail"); then the old configuration again.
+s_oversize() {
+    pf_set_milter_keys 'max_message_bytes = 65536'
+    pf_swaks "$PF_NAME.accept" "$PF_INET_PORT" 192.0.2.10 mail.sender.example alice@sender.example \
+        bob@rcpt.example "$MSG/pf_large.eml"
+    expect_queued
+    if [[ -n $QID ]] && pf_delivered "$QID"; then
+        expect "Authentication-Results (none for an unverified message)" \
+            "$(hdr Authentication-Results)" ""
+        expect "X-Spoofguard-Score" "$(hdr X-Spoofguard-Score)" "X-Spoofguard-Score: 0.0"
+        expect "X-Spoofguard-Verdict" "$(hdr X-Spoofguard-Verdict)" "X-Spoofguard-Verdict: accept"
+        expect "X-Spoofguard-Reasons" "$(hdr X-Spoofguard-Reasons)" \
+            "X-Spoofguard-Reasons: OVERSIZE=+0.0 (larger than 65536 bytes, not verified)"
+    fi
+    pf_set_milter_keys $'max_message_bytes = 65536\noversize_action = "tempfail"'
+    pf_swaks "$PF_NAME.tempfail" "$PF_INET_PORT" 192.0.2.10 mail.sender.example alice@sender.example \
+        bob@rcpt.example "$MSG/pf_large.eml"
+    expect "SMTP reply (oversize_action = tempfail)" "$REPLY" "452 4.3.4 Message too large to verify, try again later"
+    expect_queue_empty
+    pf_restore_config
+}
+
 # (6) DNS timeout for the From domain: 451 4.4.3 (on_dns_error = "tempfail", the default).
 s_dns_timeout() {
     pf_swaks "$PF_NAME" "$(port_of)" 192.0.2.50 mail.slowdns.example info@slowdns.example \
@@ -563,6 +628,7 @@ s_sighup() {
         nx postsuper -c "$PF_CONF" -d "$QID" hold >/dev/null 2>&1 || true
     fi
     cp "$cfg.orig" "$cfg"
+    rm -f "$cfg.orig"
     pf_reload
     pf_swaks "$PF_NAME.restored" "$PF_INET_PORT" 198.51.100.66 mail.attacker.example \
         ceo@sender.example bob@rcpt.example "$MSG/spoof_unsigned.eml"
@@ -578,6 +644,8 @@ for PF_KIND in inet unix; do
     pf_run "pf_${PF_KIND}_3_quarantine_hold" s_quarantine
     pf_run "pf_${PF_KIND}_4_brand_phish" s_brand_phish
     pf_run "pf_${PF_KIND}_5_forged_results" s_forged
+    pf_run "pf_${PF_KIND}_5_forged_other_spellings" s_forged2
+    pf_run "pf_${PF_KIND}_10_large_body" s_large
     "$PY" "$INTEG/pftool.py" grep-msgid "$PF_SINK" rsa-pass@sender.example | grep -c . >"$PF/rsa_pass_count" || true
     pf_run "pf_${PF_KIND}_7_multi_rcpt" s_multi_rcpt
     pf_run "pf_${PF_KIND}_7_one_session" s_session
@@ -585,5 +653,6 @@ for PF_KIND in inet unix; do
 done
 PF_KIND=inet
 pf_run pf_inet_9_sighup s_sighup
+pf_run pf_inet_11_oversize s_oversize
 # DNS timeouts last (some resolvers mark a server dead after a timeout).
 pf_run pf_inet_6_dns_timeout s_dns_timeout
