@@ -535,6 +535,60 @@ s_oversize() {
     pf_restore_config
 }
 
+# (12) six SMTP sessions at once (three legitimate, three spoofs): each judged on its own.
+s_parallel() {
+    local i pids=()
+    for i in 1 2 3; do
+        pf_swaks "$PF_NAME.pass$i" "$(port_of)" 192.0.2.10 mail.sender.example \
+            alice@sender.example bob@rcpt.example "$MSG/rsa_pass.eml" >/dev/null &
+        pids+=($!)
+        pf_swaks "$PF_NAME.spoof$i" "$(port_of)" 198.51.100.66 mail.attacker.example \
+            ceo@sender.example bob@rcpt.example "$MSG/spoof_unsigned.eml" >/dev/null &
+        pids+=($!)
+    done
+    wait "${pids[@]}" || true
+    for i in 1 2 3; do
+        REPLY=$("$PY" "$INTEG/pftool.py" reply "$WORK/out/$PF_NAME.pass$i.swaks")
+        QID=$("$PY" "$INTEG/pftool.py" qid "$WORK/out/$PF_NAME.pass$i.swaks")
+        echo "session pass$i: $REPLY"
+        expect_queued
+        [[ -n $QID ]] && pf_delivered "$QID" && check_accept_headers "$MSG/rsa_pass.eml" rsa2048 rsa-sha256
+        REPLY=$("$PY" "$INTEG/pftool.py" reply "$WORK/out/$PF_NAME.spoof$i.swaks")
+        expect "session spoof$i" "$REPLY" "550 5.7.1 Message rejected: DMARC policy of sender.example is reject"
+    done
+}
+
+# (13) SIGTERM while a message is being judged (its DNS times out): the open connection is
+# finished (451 4.4.3, not the 4.7.1 of a vanished milter), then spoofguard exits; restarted.
+s_sigterm_inflight() {
+    local swpid mark
+    mark=$(log_mark inet)
+    pf_swaks "$PF_NAME" "$PF_INET_PORT" 192.0.2.50 mail.slowdns.example info@slowdns.example \
+        bob@rcpt.example "$MSG/slowdns.eml" >/dev/null &
+    swpid=$!
+    # wait until Postfix has the message's body (the milter is then judging it)
+    local i
+    for ((i = 0; i < 100; i++)); do
+        grep -q 'message-id=<slow@slowdns.example>' <(tail -n 5 "$WORK/log/postfix.log") && break
+        sleep 0.1
+    done
+    sleep 0.5
+    kill -TERM "$PF_INET_PID"
+    wait "$swpid" || true
+    REPLY=$("$PY" "$INTEG/pftool.py" reply "$WORK/out/$PF_NAME.swaks")
+    echo "swaks ($PF_NAME): $REPLY"
+    expect "SMTP reply (SIGTERM during the message)" "$REPLY" \
+        "451 4.4.3 Temporary DNS failure while verifying the sender, try again later"
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$PF_INET_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$PF_INET_PID" 2>/dev/null; then bad "spoofguard still running 10 s after the message"; fi
+    log_since inet "$mark" | grep -E 'SIGTERM|message evaluated|stopped' | sed 's/^/log: /'
+    log_since inet "$mark" | grep -q 'decision=tempfail' || bad "no log line for the message judged during SIGTERM"
+    pf_start_milter inet || bad "restarting spoofguard (pf_inet)"
+}
+
 # (6) DNS timeout for the From domain: 451 4.4.3 (on_dns_error = "tempfail", the default).
 s_dns_timeout() {
     pf_swaks "$PF_NAME" "$(port_of)" 192.0.2.50 mail.slowdns.example info@slowdns.example \
@@ -646,6 +700,7 @@ for PF_KIND in inet unix; do
     pf_run "pf_${PF_KIND}_5_forged_results" s_forged
     pf_run "pf_${PF_KIND}_5_forged_other_spellings" s_forged2
     pf_run "pf_${PF_KIND}_10_large_body" s_large
+    pf_run "pf_${PF_KIND}_12_parallel_sessions" s_parallel
     "$PY" "$INTEG/pftool.py" grep-msgid "$PF_SINK" rsa-pass@sender.example | grep -c . >"$PF/rsa_pass_count" || true
     pf_run "pf_${PF_KIND}_7_multi_rcpt" s_multi_rcpt
     pf_run "pf_${PF_KIND}_7_one_session" s_session
@@ -656,3 +711,4 @@ pf_run pf_inet_9_sighup s_sighup
 pf_run pf_inet_11_oversize s_oversize
 # DNS timeouts last (some resolvers mark a server dead after a timeout).
 pf_run pf_inet_6_dns_timeout s_dns_timeout
+pf_run pf_inet_13_sigterm_inflight s_sigterm_inflight
