@@ -45,6 +45,7 @@ pf_cleanup_ns() {
     if [[ -n ${PF_NS_MADE:-} ]]; then
         ip netns del "$PF_NS" 2>/dev/null || true
         rm -rf "/etc/netns/$PF_NS"
+        rmdir /etc/netns 2>/dev/null || true # only when no other namespace uses it
     fi
 }
 CLEANUP_FIRST+=(pf_cleanup)
