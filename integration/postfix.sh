@@ -590,6 +590,37 @@ s_sigterm_inflight() {
     pf_start_milter inet || bad "restarting spoofguard (pf_inet)"
 }
 
+# (14) local submission (sendmail command -> pickup -> cleanup) goes through
+# non_smtpd_milters = $smtpd_milters: the forged results are removed there too.
+s_local_submission() {
+    local mark out=$WORK/out/$PF_NAME.sendmail
+    mark=$(log_mark inet)
+    nx sendmail -C "$PF_CONF" -f alice@sender.example bob@rcpt.example \
+        <"$MSG/pf_forged.eml" >"$out" 2>&1 || bad "sendmail: $(cat "$out")"
+    local i line=""
+    for ((i = 0; i < 300; i++)); do
+        line=$(log_since inet "$mark" | grep 'message evaluated' || true)
+        [[ -n $line ]] && break
+        sleep 0.1
+    done
+    echo "log: $line"
+    [[ -n $line ]] || { bad "spoofguard saw no message in 30 s (non_smtpd_milters)"; return 0; }
+    QID=$(sed -n 's/.*queue_id="\([^"]*\)".*/\1/p' <<<"$line")
+    pf_delivered "$QID" || return 0
+    [[ $line == *'client_ip="127.0.0.1" from_domain="sender.example" spf=fail dkim=pass arc=none dmarc=pass'* ]] ||
+        bad "log line: want client_ip 127.0.0.1, spf=fail (127.0.0.1 is not in sender.example's SPF), dkim=pass, dmarc=pass"
+    # judged (trusted_networks = []): spf=fail for 127.0.0.1, DKIM aligns, DMARC passes
+    local want
+    want=$(ar_pass "$MSG/pf_forged.eml" rsa2048 rsa-sha256 | sed 's/spf=pass/spf=fail/')
+    expect "every Authentication-Results (ours, then the foreign one)" "$(hdr Authentication-Results)" \
+        "$want
+Authentication-Results: other.example; spf=pass smtp.mailfrom=alice@sender.example"
+    expect "X-Spoofguard-Verdict" "$(hdr X-Spoofguard-Verdict)" "X-Spoofguard-Verdict: accept"
+    expect "X-Spoofguard-Score" "$(hdr X-Spoofguard-Score)" "X-Spoofguard-Score: 1.0"
+    expect "X-Spoofguard-Reasons" "$(hdr X-Spoofguard-Reasons)" \
+        "X-Spoofguard-Reasons: SPF_FAIL=+1.0 (sender.example)"
+}
+
 # (6) DNS timeout for the From domain: 451 4.4.3 (on_dns_error = "tempfail", the default).
 s_dns_timeout() {
     pf_swaks "$PF_NAME" "$(port_of)" 192.0.2.50 mail.slowdns.example info@slowdns.example \
@@ -710,6 +741,7 @@ done
 PF_KIND=inet
 pf_run pf_inet_9_sighup s_sighup
 pf_run pf_inet_11_oversize s_oversize
+pf_run pf_inet_14_local_submission s_local_submission
 # DNS timeouts last (some resolvers mark a server dead after a timeout).
 pf_run pf_inet_6_dns_timeout s_dns_timeout
 pf_run pf_inet_13_sigterm_inflight s_sigterm_inflight
