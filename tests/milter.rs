@@ -633,3 +633,20 @@ async fn header_count_and_dkim_signature_limits_apply() {
     );
     milter.shutdown().await;
 }
+
+#[tokio::test]
+async fn ipv4_mapped_client_address_is_checked_as_ipv4() {
+    let milter = Milter::spawn(&config("")).await;
+    let env = Envelope {
+        ip: "::ffff:192.0.2.10",
+        ..Envelope::default()
+    };
+    let (actions, status) = send(&milter, &env, &eml("plain.eml"), false).await;
+    assert_eq!(status, Status::Continue);
+    let ar = added(&actions, "Authentication-Results").unwrap();
+    assert!(
+        ar.contains("spf=pass smtp.mailfrom=alice@sender.example"),
+        "{ar}"
+    );
+    milter.shutdown().await;
+}
