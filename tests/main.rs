@@ -5,5 +5,6 @@
 mod common;
 
 mod cli;
+mod impersonation;
 mod lookalike_eval;
 mod milter;

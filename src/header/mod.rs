@@ -42,6 +42,23 @@ pub fn sanitize(text: &str, max: usize) -> String {
     out
 }
 
+/// Printable ASCII on one line, for SMTP reply texts and quarantine reasons: control and
+/// non-ASCII characters become `?`, line breaks spaces. Bounded to `max` bytes.
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
+        if out.len() >= max {
+            break;
+        }
+        out.push(match c {
+            ' '..='~' => c,
+            '\t' | '\r' | '\n' => ' ',
+            _ => '?',
+        });
+    }
+    out
+}
+
 /// A token usable as an RFC 8601 property value (no spaces or specials).
 fn token(text: &str) -> String {
     let mut t = sanitize(text, 255).replace(' ', "_");
