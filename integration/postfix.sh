@@ -436,10 +436,8 @@ s_brand_phish() {
         local want_re='^550 5\.7\.1 Message rejected: score [0-9]+\.[0-9] \([A-Z_]+(, [A-Z_]+)*\)$'
         if [[ $REPLY =~ $want_re ]]; then
             echo "ok: reply in the documented form"
-        elif [[ $STRICT_REPLY == 1 ]]; then
-            bad "reply not in the documented form 'score N.N (CODE, ...)': $REPLY"
         else
-            echo "WARN: score reject reply not in the documented form 'score N.N (CODE, ...)' of docs/headers.md (parentheses sanitized to '_'): $REPLY"
+            bad "reply not in the documented form 'score N.N (CODE, ...)' of docs/headers.md: $REPLY"
         fi
         local code codes
         read -ra codes <<<"$(sed 's/.*score [0-9.]* //; s/[^A-Z_,]//g; s/^_*//; s/_*$//; s/,/ /g' <<<"$REPLY")"

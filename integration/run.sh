@@ -9,8 +9,6 @@
 #   SPOOFGUARD_BIN   use this binary instead of building target/release/spoofguard
 #   STRICT_LEADSPC=0 only warn (default: fail) when the filter negotiates SMFIP_HDR_LEADSPC and
 #                    then sends header values without the leading space
-#   STRICT_REPLY=1   fail (default: warn) when a score-based reject reply is not in the
-#                    documented form "score N.N (CODE, ...)"
 #   SKIP_SCENARIOS="a b" skip these scenarios by name (printed as SKIP, not counted); unset, it
 #                    is SKIP_DEFAULT below; SKIP_SCENARIOS="" runs every scenario
 #   KEEP_WORK=1      leave integration/work/ in place at the start (it is always kept at the end)
@@ -33,10 +31,6 @@ STRICT_LEADSPC=${STRICT_LEADSPC:-1}
 # never weakened instead.
 SKIP_DEFAULT=""
 SKIP_SCENARIOS=${SKIP_SCENARIOS-$SKIP_DEFAULT}
-# STRICT_REPLY=1: the reply to a score-based reject must have the documented form
-# "score N.N (CODE, ...)" (docs/headers.md); 0 (default for now): a warning. spoofguard at
-# 153068c sends "score 29.0 _CODE, ..._" (the header sanitizer is applied to the SMTP reply).
-STRICT_REPLY=${STRICT_REPLY:-0}
 
 passed=0
 failed=0
