@@ -351,8 +351,14 @@ expect_not_delivered() {
     sleep 1 # a wrongly queued message would reach the sink within this
     expect "delivered copies of <$1>" "$("$PY" "$INTEG/pftool.py" grep-msgid "$PF_SINK" "$1")" ""
 }
+# The queue is empty (within 10 s: an earlier message may still be leaving for the sink).
 expect_queue_empty() {
-    nx postqueue -c "$PF_CONF" -j >"$PF/queue.json" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 100; i++)); do
+        nx postqueue -c "$PF_CONF" -j >"$PF/queue.json" 2>/dev/null || true
+        [[ -s $PF/queue.json ]] || break
+        sleep 0.1
+    done
     expect "mail queue (postqueue -j)" "$(cat "$PF/queue.json")" ""
 }
 # Log lines spoofguard wrote since MARK (a line count) in work/log/pf_KIND.log.
@@ -560,15 +566,16 @@ s_parallel() {
 # (13) SIGTERM while a message is being judged (its DNS times out): the open connection is
 # finished (451 4.4.3, not the 4.7.1 of a vanished milter), then spoofguard exits; restarted.
 s_sigterm_inflight() {
-    local swpid mark
+    local swpid mark pfmark
     mark=$(log_mark inet)
+    pfmark=$(wc -l <"$WORK/log/postfix.log")
     pf_swaks "$PF_NAME" "$PF_INET_PORT" 192.0.2.50 mail.slowdns.example info@slowdns.example \
         bob@rcpt.example "$MSG/slowdns.eml" >/dev/null &
     swpid=$!
     # wait until Postfix has the message's body (the milter is then judging it)
     local i
     for ((i = 0; i < 100; i++)); do
-        grep -q 'message-id=<slow@slowdns.example>' <(tail -n 5 "$WORK/log/postfix.log") && break
+        tail -n "+$((pfmark + 1))" "$WORK/log/postfix.log" | grep -q 'message-id=<slow@slowdns.example>' && break
         sleep 0.1
     done
     sleep 0.5
