@@ -626,6 +626,63 @@ Authentication-Results: other.example; spf=pass smtp.mailfrom=alice@sender.examp
         "X-Spoofguard-Reasons: SPF_FAIL=+1.0 (sender.example)"
 }
 
+# (15) the default trusted_networks (loopback), by SIGHUP: a local submission (127.0.0.1) is
+# not judged, only cleaned: no headers of ours, forged ones removed, the foreign one kept.
+s_local_trusted() {
+    local cfg=$WORK/cfg/pf_inet.toml
+    cp "$cfg" "$cfg.orig"
+    sed -i '/^trusted_networks = \[\]$/d' "$cfg"
+    grep -q trusted_networks "$cfg" && bad "could not remove trusted_networks from $cfg"
+    pf_reload
+    local mark out=$WORK/out/$PF_NAME.sendmail i line=""
+    mark=$(log_mark inet)
+    nx sendmail -C "$PF_CONF" -f alice@sender.example bob@rcpt.example \
+        <"$MSG/pf_forged.eml" >"$out" 2>&1 || bad "sendmail: $(cat "$out")"
+    # not judged, so no log line: find the delivery by Postfix's log
+    for ((i = 0; i < 300; i++)); do
+        QID=$(grep -a 'message-id=<pf-forged@sender.example>' "$WORK/log/postfix.log" | grep -a 'cleanup' |
+            tail -n 1 | sed -n 's/.*cleanup\[[0-9]*\]: \([0-9A-F]*\): .*/\1/p')
+        [[ -n $QID && $QID != "${PF_LAST_LOCAL_QID:-}" ]] && break
+        sleep 0.1
+    done
+    echo "queue id: $QID"
+    if [[ -n $QID && $QID != "${PF_LAST_LOCAL_QID:-}" ]] && pf_delivered "$QID"; then
+        expect "Authentication-Results (only the foreign one)" "$(hdr Authentication-Results)" \
+            "Authentication-Results: other.example; spf=pass smtp.mailfrom=alice@sender.example"
+        expect "X-Spoofguard-* headers" "$(hdr X-Spoofguard-Verdict; hdr X-Spoofguard-Score; hdr X-Spoofguard-Reasons)" ""
+    else
+        bad "no delivery of the submitted message"
+    fi
+    expect "spoofguard log lines 'message evaluated' (trusted: none)" \
+        "$(log_since inet "$mark" | grep -c 'message evaluated' || true)" 0
+    cp "$cfg.orig" "$cfg"
+    rm -f "$cfg.orig"
+    pf_reload
+}
+
+# (9b) SIGHUP with a broken file: refused, the old configuration stays (spoof still 550).
+s_sighup_bad() {
+    local cfg=$WORK/cfg/pf_inet.toml mark n i
+    cp "$cfg" "$cfg.orig"
+    printf '\n[policy]\nreject_dmarc_reject = "maybe"\n' >>"$cfg"
+    mark=$(log_mark inet)
+    kill -HUP "$PF_INET_PID"
+    for ((i = 0; i < 50; i++)); do
+        n=$(log_since inet "$mark" | grep -c 'reload failed, keeping the old configuration' || true)
+        ((n > 0)) && break
+        sleep 0.1
+    done
+    log_since inet "$mark" | grep 'reload' | sed 's/^/log: /'
+    ((n > 0)) || bad "no 'reload failed, keeping the old configuration' 5 s after SIGHUP"
+    kill -0 "$PF_INET_PID" 2>/dev/null || bad "spoofguard exited on a bad configuration file"
+    pf_swaks "$PF_NAME" "$PF_INET_PORT" 198.51.100.66 mail.attacker.example \
+        ceo@sender.example bob@rcpt.example "$MSG/spoof_unsigned.eml"
+    expect "SMTP reply (old configuration)" "$REPLY" "550 5.7.1 Message rejected: DMARC policy of sender.example is reject"
+    cp "$cfg.orig" "$cfg"
+    rm -f "$cfg.orig"
+    pf_reload
+}
+
 # (6) DNS timeout for the From domain: 451 4.4.3 (on_dns_error = "tempfail", the default).
 s_dns_timeout() {
     pf_swaks "$PF_NAME" "$(port_of)" 192.0.2.50 mail.slowdns.example info@slowdns.example \
@@ -746,7 +803,11 @@ done
 PF_KIND=inet
 pf_run pf_inet_9_sighup s_sighup
 pf_run pf_inet_11_oversize s_oversize
+pf_run pf_inet_9_sighup_bad_file s_sighup_bad
 pf_run pf_inet_14_local_submission s_local_submission
+PF_LAST_LOCAL_QID=$(grep -a 'message-id=<pf-forged@sender.example>' "$WORK/log/postfix.log" | grep -a cleanup |
+    tail -n 1 | sed -n 's/.*cleanup\[[0-9]*\]: \([0-9A-F]*\): .*/\1/p')
+pf_run pf_inet_15_local_trusted s_local_trusted
 # DNS timeouts last (some resolvers mark a server dead after a timeout).
 pf_run pf_inet_6_dns_timeout s_dns_timeout
 pf_run pf_inet_13_sigterm_inflight s_sigterm_inflight
