@@ -5,6 +5,7 @@
 mod common;
 
 mod cli;
+mod dns_faults;
 mod impersonation;
 mod lookalike_eval;
 mod milter;

@@ -69,6 +69,7 @@ pub fn zone_text() -> String {
         "pct.example",
         "microsoft-securityprotection-support.xyz",
         "accountprotection.microsoft.com",
+        "tcp.example",
     ] {
         z.push_str(&format!(
             "ed._domainkey.{domain}. IN TXT {}\n",
