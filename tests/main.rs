@@ -4,6 +4,7 @@
 
 mod common;
 
+mod arc;
 mod cli;
 mod dns_faults;
 mod impersonation;
