@@ -32,6 +32,9 @@ AUTHSERV=mx.spoofguard.test
 # ------------------------------------------------------------------ namespace and cleanup
 pf_cleanup() {
     # Postfix first (its master forks children that run as postfix), then the namespace.
+    if [[ -z ${PF_MASTER_PID:-} && -s $PF/queue/pid/master.pid ]]; then
+        PF_MASTER_PID=$(tr -d ' ' <"$PF/queue/pid/master.pid")
+    fi
     if [[ -n ${PF_MASTER_PID:-} ]]; then
         postfix -c "$PF_CONF" stop >/dev/null 2>&1 || kill "$PF_MASTER_PID" 2>/dev/null || true
         for _ in $(seq 50); do
