@@ -15,7 +15,8 @@
   pftool.py queue QUEUE_JSON QID       the queue_name of QID in `postqueue -j` output
   pftool.py session PORT IP HELO MAILFROM RCPT EML...
                                        one SMTP session (XCLIENT ADDR/NAME/HELO, then one
-                                       transaction per EML); prints "CODE TEXT" per message
+                                       transaction per EML, or per ADDR=EML to use another
+                                       MAIL FROM); prints "CODE TEXT" per message
 
 Stored files are smtp-sink dumps: the envelope as X-Client-Addr/X-Mail-Args/X-Rcpt-Args
 lines, then the message as delivered.
