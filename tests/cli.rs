@@ -263,3 +263,42 @@ fn brands_lists_the_catalogue_in_effect() {
             .contains(&"contoso-mail.example".into())
     );
 }
+
+#[test]
+fn domain_scores_sender_domains_as_json_lines() {
+    let (code, out, err) = spoofguard(&[
+        "domain",
+        "--config",
+        fixture("config/valid/empty.toml").to_str().unwrap(),
+        "--format",
+        "json",
+        "microsoft-securityprotection-support.xyz",
+        "paypay.ne.jp",
+        "rnicrosoft.com",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0],
+        serde_json::json!({
+            "domain": "microsoft-securityprotection-support.xyz",
+            "score": 10.0,
+            "verdict": "quarantine",
+            "brand": "Microsoft",
+            "reasons": [{
+                "code": "LOOKALIKE_BRAND_TOKEN",
+                "detail": "microsoft-securityprotection-support.xyz ~ microsoft.com",
+                "weight": 10.0
+            }]
+        })
+    );
+    assert_eq!(
+        lines[1],
+        serde_json::json!({"domain": "paypay.ne.jp", "score": 0.0, "verdict": "accept", "reasons": []})
+    );
+    assert_eq!(lines[2]["reasons"][0]["code"], "LOOKALIKE_SKELETON");
+    assert_eq!(lines[2]["verdict"], "quarantine");
+}

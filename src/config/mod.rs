@@ -77,6 +77,10 @@ pub struct MilterSettings {
     pub connection_timeout: Duration,
     pub on_error: ErrorAction,
     pub max_message_bytes: usize,
+    /// Header fields buffered at most; more make the message "too large".
+    pub max_headers: usize,
+    /// Bytes of one header field (name and value) at most.
+    pub max_header_bytes: usize,
     pub oversize_action: OversizeAction,
     /// `None`: the MTA's `j` macro, else the host name.
     pub authserv_id: Option<String>,
@@ -99,6 +103,8 @@ pub struct AuthSettings {
     pub trusted_networks: Vec<IpNet>,
     pub skip_authenticated: bool,
     pub arc: bool,
+    /// DKIM-Signature fields verified per message; later ones are ignored.
+    pub max_dkim_signatures: usize,
 }
 
 impl AuthSettings {

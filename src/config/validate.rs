@@ -53,6 +53,18 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             format!("{} is too small (at least 1024)", m.max_message_bytes),
         );
     }
+    if m.max_headers == 0 || m.max_headers > 100_000 {
+        bad(
+            "milter.max_headers",
+            format!("{} is out of range (1 to 100000)", m.max_headers),
+        );
+    }
+    if m.max_header_bytes < 1024 {
+        bad(
+            "milter.max_header_bytes",
+            format!("{} is too small (at least 1024)", m.max_header_bytes),
+        );
+    }
     let oversize_action = match m.oversize_action.as_str() {
         "accept" => OversizeAction::Accept,
         "tempfail" => OversizeAction::Tempfail,
@@ -117,6 +129,13 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
                 format!("\"{net}\" is not an IP address or CIDR network"),
             ),
         }
+    }
+
+    if a.max_dkim_signatures == 0 || a.max_dkim_signatures > 100 {
+        bad(
+            "auth.max_dkim_signatures",
+            format!("{} is out of range (1 to 100)", a.max_dkim_signatures),
+        );
     }
 
     // [policy]
@@ -318,6 +337,8 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             connection_timeout: Duration::from_secs(m.connection_timeout_secs),
             on_error,
             max_message_bytes: m.max_message_bytes,
+            max_headers: m.max_headers,
+            max_header_bytes: m.max_header_bytes,
             oversize_action,
             authserv_id: (!authserv_id.is_empty()).then_some(authserv_id),
             dry_run: m.dry_run,
@@ -332,6 +353,7 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             trusted_networks,
             skip_authenticated: a.skip_authenticated,
             arc: a.arc,
+            max_dkim_signatures: a.max_dkim_signatures,
         },
         policy: PolicySettings {
             reject_dmarc_reject: p.reject_dmarc_reject,

@@ -42,7 +42,11 @@ struct MessageData {
     recipients: Vec<String>,
     authenticated: bool,
     raw: Vec<u8>,
-    oversize: bool,
+    /// Why the message is over a limit and will not be verified, once it is.
+    oversize: Option<String>,
+    /// Header fields and DKIM-Signature fields seen so far.
+    headers: usize,
+    dkim_signatures: usize,
     /// The body has started (headers were terminated with an empty line).
     in_body: bool,
     /// The previous body chunk ended in CR (for LF to CRLF across chunks).
@@ -87,6 +91,12 @@ impl Session {
     }
 
     pub fn init_connection(&mut self, ip: Option<IpAddr>) {
+        // An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) is IPv4 to SPF's
+        // ip4: mechanisms (RFC 7208, section 5.6).
+        let ip = ip.map(|ip| match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        });
         self.client_ip = ip;
         self.trusted = ip.is_some_and(|ip| self.rt.config.auth.is_trusted(ip));
     }
@@ -143,7 +153,13 @@ impl Session {
 
     /// Appends one header as received and notes forged copies of ours.
     pub fn add_header(&mut self, name: &[u8], value: &[u8], authserv_id: &str) {
-        let max = self.rt.config.milter.max_message_bytes;
+        let limits = &self.rt.config.milter;
+        let (max, max_headers, max_header_bytes) = (
+            limits.max_message_bytes,
+            limits.max_headers,
+            limits.max_header_bytes,
+        );
+        let max_dkim = self.rt.config.auth.max_dkim_signatures;
         let leading_space = self.leading_space;
         let Some(m) = &mut self.message else { return };
         let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
@@ -165,8 +181,32 @@ impl Session {
         } else if lname == "subject" && m.subject.is_none() {
             m.subject = Some(value_text.trim_start().to_owned());
         }
-        if m.oversize {
+        m.headers += 1;
+        if m.oversize.is_some() {
             return;
+        }
+        if m.headers > max_headers {
+            mark_oversize(m, format!("more than {max_headers} header fields"));
+            return;
+        }
+        if name.len() + value.len() > max_header_bytes {
+            mark_oversize(
+                m,
+                format!("a header field larger than {max_header_bytes} bytes"),
+            );
+            return;
+        }
+        if lname == "dkim-signature" {
+            m.dkim_signatures += 1;
+            if m.dkim_signatures > max_dkim {
+                // Bounds the crypto and DNS work one message can cause; the field is still
+                // delivered, it is only left out of what we verify.
+                debug!(
+                    index,
+                    max_dkim, "DKIM signature not verified: over the limit"
+                );
+                return;
+            }
         }
         let mut line = Vec::with_capacity(name.len() + value.len() + 4);
         line.extend_from_slice(name);
@@ -178,7 +218,7 @@ impl Session {
         push_crlf(&mut line, value, &mut false);
         line.extend_from_slice(b"\r\n");
         if m.raw.len() + line.len() > max {
-            mark_oversize(m);
+            mark_oversize(m, format!("larger than {max} bytes"));
         } else {
             m.raw.extend_from_slice(&line);
         }
@@ -186,7 +226,7 @@ impl Session {
 
     pub fn end_of_headers(&mut self) {
         if let Some(m) = &mut self.message
-            && !m.oversize
+            && m.oversize.is_none()
         {
             m.raw.extend_from_slice(b"\r\n");
             m.in_body = true;
@@ -201,14 +241,14 @@ impl Session {
         let Some(m) = &mut self.message else {
             return Status::Continue;
         };
-        if !m.in_body && !m.oversize {
+        if !m.in_body && m.oversize.is_none() {
             m.raw.extend_from_slice(b"\r\n");
             m.in_body = true;
         }
-        if !m.oversize && m.raw.len() + chunk.len() > max {
-            mark_oversize(m);
+        if m.oversize.is_none() && m.raw.len() + chunk.len() > max {
+            mark_oversize(m, format!("larger than {max} bytes"));
         }
-        if m.oversize {
+        if m.oversize.is_some() {
             return if can_skip {
                 Status::Skip
             } else {
@@ -258,9 +298,9 @@ impl Session {
             return Ok(Status::Continue);
         }
 
-        if m.oversize {
+        if let Some(why) = &m.oversize {
             return self
-                .finish_oversize(actions, reply, queue_id, &client_ip)
+                .finish_oversize(actions, reply, queue_id, &client_ip, why)
                 .await;
         }
 
@@ -336,20 +376,15 @@ impl Session {
         reply: &mut impl SetErrorReply,
         queue_id: &str,
         client_ip: &str,
+        why: &str,
     ) -> Result<Status, SessionError> {
         let config = &self.rt.config;
-        let max = config.milter.max_message_bytes;
-        warn!(
-            queue_id,
-            client_ip,
-            max_message_bytes = max,
-            "message too large to verify"
-        );
+        warn!(queue_id, client_ip, why, "message too large to verify");
         match config.milter.oversize_action {
             OversizeAction::Accept => {
                 let reasons = [Reason {
                     code: "OVERSIZE".into(),
-                    detail: format!("larger than {max} bytes, not verified"),
+                    detail: format!("{why}, not verified"),
                     weight: self.rt.weights.of("OVERSIZE"),
                     brand: None,
                 }];
@@ -396,8 +431,8 @@ impl Session {
     }
 }
 
-fn mark_oversize(m: &mut MessageData) {
-    m.oversize = true;
+fn mark_oversize(m: &mut MessageData, why: String) {
+    m.oversize = Some(why);
     // The bytes so far are useless without the rest: give the memory back now.
     m.raw = Vec::new();
 }
