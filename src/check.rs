@@ -1,5 +1,5 @@
 //! `spoofguard check` and `spoofguard domain`: the same evaluation as the milter, offline,
-//! printed as text or JSON lines.
+//! printed as text or JSON lines; `spoofguard brands`: the brand catalogue in effect.
 
 use crate::auth::zone::{Zone, ZoneServer};
 use crate::config::Config;
@@ -194,6 +194,56 @@ pub fn run_domain(config: &Config, domains: &[String], format: Format) -> anyhow
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// `spoofguard brands`: the catalogue in effect (built-in brands merged with `[[brand]]`).
+pub fn run_brands(config: &Config, format: Format) -> anyhow::Result<()> {
+    let (catalogue, _) = evaluate::compile(config)?;
+    let brands = catalogue.brands();
+    for b in brands {
+        match format {
+            Format::Json => {
+                let obj = json!({
+                    "name": b.name,
+                    "origin": b.origin.as_str(),
+                    "region": b.region,
+                    "category": b.category,
+                    "countries": b.countries,
+                    "domains": b.domains,
+                    "suffixes": b.suffixes,
+                    "aliases": b.aliases,
+                    "tokens": b.tokens,
+                    "word_tokens": b.word_tokens,
+                    "source": b.source,
+                });
+                println!("{obj}");
+            }
+            Format::Text => {
+                let tag = if b.region.is_empty() {
+                    "-".to_owned()
+                } else {
+                    format!("{}/{}", b.region, b.category)
+                };
+                println!("{} [{tag}] {}", b.name, b.origin.as_str());
+                println!("  domains: {}", b.domains.join(", "));
+                if !b.aliases.is_empty() {
+                    println!("  aliases: {}", b.aliases.join(", "));
+                }
+            }
+        }
+    }
+    if format == Format::Text {
+        let builtin = brands
+            .iter()
+            .filter(|b| b.origin != lookalike::Origin::Config)
+            .count();
+        println!(
+            "{} brands ({builtin} built-in, {} from config only)",
+            brands.len(),
+            brands.len() - builtin
+        );
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The `spoofguard` command: `serve`, `check`, `domain`, `config-check`.
+//! The `spoofguard` command: `serve`, `check`, `domain`, `brands`, `config-check`.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -84,6 +84,13 @@ enum Command {
         #[arg(required = true)]
         domains: Vec<String>,
     },
+    /// List the brand catalogue in effect: built-in brands merged with [[brand]] tables.
+    Brands {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: FormatArg,
+    },
     /// Validate milter.toml and print every error with its key.
     ConfigCheck {
         #[arg(short, long)]
@@ -147,6 +154,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let config = load_config(config.as_deref())?;
             check::run_domain(&config, &domains, format.into())?;
+            Ok(0)
+        }
+        Command::Brands { config, format } => {
+            let config = load_config(config.as_deref())?;
+            check::run_brands(&config, format.into())?;
             Ok(0)
         }
         Command::Check {
