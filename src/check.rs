@@ -12,6 +12,22 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// `println!` for command output: when the reader has gone away (`spoofguard brands | head`),
+/// stop quietly with status 0 instead of panicking on the broken pipe.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("spoofguard: cannot write output: {e}");
+            std::process::exit(2);
+        }
+    }};
+}
+
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -137,21 +153,21 @@ fn print_report(file: &Path, eval: &Evaluation, format: Format) {
             if let Some(w) = &eval.why {
                 obj["why"] = json!(w);
             }
-            println!("{obj}");
+            out!("{obj}");
         }
         Format::Text => {
-            println!(
+            out!(
                 "{}: verdict={} score={:.1}",
                 file.display(),
                 eval.decision,
                 eval.score
             );
-            println!("  Authentication-Results: {ar}");
+            out!("  Authentication-Results: {ar}");
             if let Some(w) = &eval.why {
-                println!("  why: {w}");
+                out!("  why: {w}");
             }
             for r in &eval.reasons {
-                println!("  {:+6.1} {} {}", r.weight, r.code, r.detail);
+                out!("  {:+6.1} {} {}", r.weight, r.code, r.detail);
             }
         }
     }
@@ -185,12 +201,12 @@ pub fn run_domain(config: &Config, domains: &[String], format: Format) -> anyhow
                 if let Some(b) = brand {
                     obj["brand"] = json!(b);
                 }
-                println!("{obj}");
+                out!("{obj}");
             }
             Format::Text => {
-                println!("{domain}: verdict={verdict} score={total:.1}");
+                out!("{domain}: verdict={verdict} score={total:.1}");
                 for r in &reasons {
-                    println!("  {:+6.1} {} {}", r.weight, r.code, r.detail);
+                    out!("  {:+6.1} {} {}", r.weight, r.code, r.detail);
                 }
             }
         }
@@ -218,7 +234,7 @@ pub fn run_brands(config: &Config, format: Format) -> anyhow::Result<()> {
                     "word_tokens": b.word_tokens,
                     "source": b.source,
                 });
-                println!("{obj}");
+                out!("{obj}");
             }
             Format::Text => {
                 let tag = if b.region.is_empty() {
@@ -226,10 +242,10 @@ pub fn run_brands(config: &Config, format: Format) -> anyhow::Result<()> {
                 } else {
                     format!("{}/{}", b.region, b.category)
                 };
-                println!("{} [{tag}] {}", b.name, b.origin.as_str());
-                println!("  domains: {}", b.domains.join(", "));
+                out!("{} [{tag}] {}", b.name, b.origin.as_str());
+                out!("  domains: {}", b.domains.join(", "));
                 if !b.aliases.is_empty() {
-                    println!("  aliases: {}", b.aliases.join(", "));
+                    out!("  aliases: {}", b.aliases.join(", "));
                 }
             }
         }
@@ -239,7 +255,7 @@ pub fn run_brands(config: &Config, format: Format) -> anyhow::Result<()> {
             .iter()
             .filter(|b| b.origin != lookalike::Origin::Config)
             .count();
-        println!(
+        out!(
             "{} brands ({builtin} built-in, {} from config only)",
             brands.len(),
             brands.len() - builtin

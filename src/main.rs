@@ -130,7 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let result = Config::load(&path).and_then(|c| evaluate::compile(&c).map(|_| c));
             match result {
                 Ok(c) => {
-                    println!(
+                    spoofguard::out!(
                         "{}: ok (listen {}, {} rules, {} brand tables)",
                         path.display(),
                         c.milter.listen,
@@ -141,7 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
                 Err(e) => {
                     for line in e.lines() {
-                        println!("{line}");
+                        spoofguard::out!("{line}");
                     }
                     Ok(1)
                 }

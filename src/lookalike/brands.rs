@@ -130,7 +130,9 @@ pub struct Brand {
     pub name: String,
     /// Registrable domains (lowercase A-labels) the brand really uses; subdomains are implied.
     pub domains: Vec<String>,
-    /// Public suffixes the brand runs (`googleapis.com`): owned exactly, not with subdomains.
+    /// Names the brand runs whose subdomains belong to its customers: public suffixes
+    /// (`googleapis.com`) or registrable domains (`onmicrosoft.com`). Owned exactly, not with
+    /// subdomains.
     pub suffixes: Vec<String>,
     /// Names as users see them, in any script.
     pub aliases: Vec<String>,

@@ -71,6 +71,7 @@ pub fn zone_text() -> String {
         "accountprotection.microsoft.com",
         "tcp.example",
         "forwarder.example",
+        "contoso-it.onmicrosoft.com",
     ] {
         z.push_str(&format!(
             "ed._domainkey.{domain}. IN TXT {}\n",
