@@ -25,5 +25,5 @@ for t in "${targets[@]}"; do
         echo
     fi
 done
-echo "fuzz: ${#targets[@]} targets, $failed failed"
+echo "fuzz targets: $(( ${#targets[@]} - failed )) clean, $failed crashed"
 [ "$failed" -eq 0 ]
