@@ -19,15 +19,6 @@ fn env_for<'a>(ip: &'a str, mail_from: &'a str) -> Envelope<'a> {
     }
 }
 
-fn reply(status: &Status) -> String {
-    match status {
-        Status::Reject { message: Some(m) } | Status::Tempfail { message: Some(m) } => {
-            m.to_string_lossy().into_owned()
-        }
-        other => format!("{other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn servfail_is_temperror_and_follows_on_dns_error() {
     let sf = |z: &mut Zone| z.servfail("_dmarc.servfail.example.");

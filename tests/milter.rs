@@ -23,15 +23,6 @@ fn b_prefix(signed: &str) -> String {
     value[..8].to_owned()
 }
 
-fn reply(status: &Status) -> String {
-    match status {
-        Status::Reject { message: Some(m) } | Status::Tempfail { message: Some(m) } => {
-            m.to_string_lossy().into_owned()
-        }
-        other => format!("{other:?}"),
-    }
-}
-
 fn deleted(actions: &indymilter_test::EomActions) -> Vec<(String, i32)> {
     actions
         .actions

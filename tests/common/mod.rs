@@ -350,3 +350,13 @@ pub fn config(extra: &str) -> String {
 pub fn eml(name: &str) -> String {
     std::fs::read_to_string(fixture(&format!("eml/{name}"))).expect("fixture")
 }
+
+/// The SMTP reply of a reject or tempfail with text, or the status itself.
+pub fn reply(status: &Status) -> String {
+    match status {
+        Status::Reject { message: Some(m) } | Status::Tempfail { message: Some(m) } => {
+            m.to_string_lossy().into_owned()
+        }
+        other => format!("{other:?}"),
+    }
+}
