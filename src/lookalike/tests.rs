@@ -735,7 +735,9 @@ fn catalogue_data_is_valid() {
             // A public suffix the brand runs, or a registrable domain whose subdomains belong
             // to its customers (onmicrosoft.com tenants) without being on the list.
             if psl::suffix_str(d) != Some(d) && psl::domain_str(d) != Some(d) {
-                bad.push(format!("{n}: {d} is neither a public suffix nor registrable"));
+                bad.push(format!(
+                    "{n}: {d} is neither a public suffix nor registrable"
+                ));
             }
         }
         for d in b.domains.iter().chain(&b.subdomains).chain(&b.suffixes) {
