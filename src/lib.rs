@@ -11,5 +11,6 @@ pub mod evaluate;
 pub mod header;
 pub mod logging;
 pub mod lookalike;
+pub mod metric;
 pub mod milter;
 pub mod score;

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use spoofguard::check::{self, CheckOptions, Format};
 use spoofguard::config::{Config, parse_listen};
 use spoofguard::evaluate::{self, Runtime};
+use spoofguard::metric;
 use spoofguard::milter::{self, SharedRuntime};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -207,8 +208,17 @@ async fn serve(
     let listener = milter::bind(&listen, cfg.milter.socket_mode)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    if let Some(addr) = cfg.metrics.listen {
+        spoofguard::metric::install(addr)
+            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+    }
+    let metrics = cfg
+        .metrics
+        .listen
+        .map_or_else(|| "off".to_owned(), |a| a.to_string());
     let rt = Runtime::build(cfg, None)?;
     info!(
+        metrics = %metrics,
         listen = %listen,
         config = %path.as_ref().map_or("built-in defaults".into(), |p| p.display().to_string()),
         brands = rt.catalogue.len(),
@@ -261,6 +271,7 @@ fn reload(
         Ok(c) => c,
         Err(e) => {
             error!(error = %e, "reload failed, keeping the old configuration");
+            metric::config_reload(false);
             return;
         }
     };
@@ -292,6 +303,7 @@ fn reload(
         ),
         ("log.level", cfg.log.level != old.config.log.level),
         ("log.format", cfg.log.format != old.config.log.format),
+        ("metrics.listen", cfg.metrics != old.config.metrics),
     ] {
         if changed {
             warn!("parameter \"{key}\" changed, restart needed");
@@ -306,7 +318,11 @@ fn reload(
             };
             *guard = Arc::new(rt);
             info!(config = %path.display(), "configuration reloaded");
+            metric::config_reload(true);
         }
-        Err(e) => error!(error = %e, "reload failed, keeping the old configuration"),
+        Err(e) => {
+            error!(error = %e, "reload failed, keeping the old configuration");
+            metric::config_reload(false);
+        }
     }
 }
