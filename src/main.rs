@@ -1,96 +1,16 @@
 //! The `spoofguard` command: `serve`, `check`, `domain`, `config-check`.
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
-use spoofguard::check::{self, CheckOptions, Format};
+use clap::Parser;
+use spoofguard::check::{self, CheckOptions};
+use spoofguard::cli::{Cli, Command, DEFAULT_CONFIG};
 use spoofguard::config::{Config, parse_listen};
 use spoofguard::evaluate::{self, Runtime};
 use spoofguard::metric;
 use spoofguard::milter::{self, SharedRuntime};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use tracing::{error, info, warn};
-
-/// Where `--config` points when not given.
-const DEFAULT_CONFIG: &str = "/etc/spoofguard/milter.toml";
-
-#[derive(Parser)]
-#[command(
-    name = "spoofguard",
-    version,
-    about = "Mail filter (milter): SPF, DKIM, DMARC, ARC and brand-impersonation checks"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Text,
-    Json,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Self {
-        match f {
-            FormatArg::Text => Format::Text,
-            FormatArg::Json => Format::Json,
-        }
-    }
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the milter.
-    Serve {
-        /// milter.toml (default /etc/spoofguard/milter.toml; built-in defaults if that is absent)
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// Overrides [milter] listen, e.g. inet:127.0.0.1:8891 or unix:/run/spoofguard/milter.sock
-        #[arg(long)]
-        socket: Option<String>,
-        /// Overrides [log] level
-        #[arg(long)]
-        log_level: Option<String>,
-    },
-    /// Evaluate .eml files offline with the same checks as the milter.
-    Check {
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// Answer DNS from this zone file (RFC 1035 master-file syntax) instead of the network
-        #[arg(long)]
-        zone: Option<PathBuf>,
-        /// SMTP client IP for SPF (no SPF check without it)
-        #[arg(long)]
-        ip: Option<IpAddr>,
-        /// HELO/EHLO name
-        #[arg(long)]
-        helo: Option<String>,
-        /// Envelope sender (default: Return-Path, else the From address)
-        #[arg(long)]
-        mail_from: Option<String>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: FormatArg,
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
-    /// Score sender domains for brand impersonation.
-    Domain {
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: FormatArg,
-        #[arg(required = true)]
-        domains: Vec<String>,
-    },
-    /// Validate milter.toml and print every error with its key.
-    ConfigCheck {
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-    },
-}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -7,4 +7,5 @@ mod common;
 mod cli;
 mod impersonation;
 mod lookalike_eval;
+mod man;
 mod milter;
