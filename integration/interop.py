@@ -50,7 +50,7 @@ def run_check(cfg, files, ip, mail_from, helo="mail.sender.example", zone=None):
     out = subprocess.run(args + files, capture_output=True, text=True, timeout=120)
     if out.returncode not in (0, 2):
         raise RuntimeError("spoofguard check failed (%d): %s" % (out.returncode, out.stderr))
-    return {os.path.basename(o["file"]): o for o in map(json.loads, out.stdout.splitlines())}
+    return {os.path.basename(o["file"])[:-4]: o for o in map(json.loads, out.stdout.splitlines())}
 
 
 def parse(value):
@@ -164,7 +164,7 @@ def main():
             check("result_for_" + name, False, "no output")
             continue
         expect_case(name, res[name]["authentication_results"], want)
-    t = temp.get("pass_ed.eml")
+    t = temp.get("pass_ed")
     if t is None:
         check("result_for_temperror", False, "no output")
     else:
@@ -178,14 +178,14 @@ def main():
     for name, o in list(res.items()) + [("temperror", t)]:
         if o is None:
             continue
-        raw = m[name.replace(".eml", "")] if name.endswith(".eml") else m["pass_ed"]
+        raw = m.get(name, m["pass_ed"])
         head, body = raw.split(b"\r\n\r\n", 1)
         reasons = "; ".join("%s=%+.1f" % (r["code"], r["weight"]) for r in o["reasons"]) or "none"
         delivered = (b"Authentication-Results: " + folded(o["authentication_results"]).encode()
                      + b"\r\n" + head + b"\r\nX-Spoofguard-Score: %.1f\r\nX-Spoofguard-Verdict: %s"
                      b"\r\nX-Spoofguard-Reasons: %s\r\n\r\n" % (o["score"], o["verdict"].encode(),
                                                                 reasons.encode()) + body)
-        out = os.path.join(WORK, "delivered-" + name.replace(".eml", "") + ".eml")
+        out = os.path.join(WORK, "delivered-" + name + ".eml")
         with open(out, "wb") as f:
             f.write(delivered)
         problems = mime_check.check_message(delivered)

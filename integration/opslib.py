@@ -113,7 +113,7 @@ def make_keys(work):
 
 def _txt(text):
     chunks = [text[i:i + 250] for i in range(0, len(text), 250)]
-    return "( " + " ".join('"%s"' % c for c in chunks) + " )"
+    return " ".join('"%s"' % c for c in chunks)
 
 
 def zone_text(keys):

@@ -58,6 +58,7 @@ if [[ ! -x target/release/spoofguard ]]; then
     cargo build --release --locked --quiet --bin spoofguard || { fail "cargo build"; exit; }
 fi
 check "unit_verifies_offline" systemd-analyze verify --man=no "$WORK/spoofguard.service"
+# shellcheck disable=SC2016 # the literal $MAINPID of the unit file
 for key in 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'NoNewPrivileges=yes' \
     'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' 'MemoryDenyWriteExecute=yes' \
     'SystemCallFilter=@system-service' 'CapabilityBoundingSet=' 'RuntimeDirectory=spoofguard' \
@@ -73,7 +74,7 @@ if ! cargo deb >"$WORK/cargo-deb.log" 2>&1; then
     exit
 fi
 DEB=$(tail -n 1 "$WORK/cargo-deb.log")
-[[ -f $DEB ]] || DEB=$(ls -t target/debian/spoofguard_*.deb | head -n 1)
+[[ -f $DEB ]] || DEB=$(find target/debian -name 'spoofguard_*.deb' -printf '%T@ %p\n' | sort -rn | head -n 1 | cut -d' ' -f2)
 pass "cargo_deb ($(($(date +%s) - start)) s, $DEB)"
 dpkg-deb -c "$DEB" >"$WORK/contents.txt"
 
