@@ -4,7 +4,7 @@
 #   sudo bash integration/package.sh
 #
 # 1. systemd-analyze verify on packaging/spoofguard.service (offline; no running systemd needed)
-# 2. cargo deb (reuses target/release when it is up to date; installs cargo-deb if missing)
+# 2. cargo build --release + cargo deb --no-build (reuses target/release; installs cargo-deb if missing)
 # 3. dpkg -i, then: files in place, milter.toml is a conffile, user spoofguard exists,
 #    `spoofguard config-check` accepts the installed /etc/spoofguard/milter.toml, both man
 #    pages render with `man -l` without warnings, systemd-analyze verify on the installed unit,
@@ -68,8 +68,11 @@ for key in 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'NoNewPrivi
 done
 
 # ---------------------------------------------------------------- 2. build the package
+# The same build as integration/run.sh's `cargo build --release` (no-op when it is current),
+# packaged as is: cargo deb's own build can differ in features and rebuild for minutes.
 start=$(date +%s)
-if ! cargo deb >"$WORK/cargo-deb.log" 2>&1; then
+cargo build --release --locked --quiet --bin spoofguard || { fail "cargo build --release"; exit; }
+if ! cargo deb --no-build >"$WORK/cargo-deb.log" 2>&1; then
     fail "cargo_deb" "$(tail -n 20 "$WORK/cargo-deb.log")"
     exit
 fi
