@@ -1,4 +1,5 @@
-//! The command line: clap definitions of `serve`, `check`, `domain` and `config-check`.
+//! The command line: clap definitions of `serve`, `check`, `domain`, `brands` and
+//! `config-check`.
 //! Kept in the library so that the man page spoofguard(8) is generated from the same
 //! definitions as `--help` (tests/man.rs).
 
@@ -81,6 +82,14 @@ pub enum Command {
         format: FormatArg,
         #[arg(required = true)]
         domains: Vec<String>,
+    },
+    /// List the brand catalogue in effect: built-in brands merged with [[brand]] tables.
+    Brands {
+        /// milter.toml (default /etc/spoofguard/milter.toml; built-in defaults if that is absent)
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: FormatArg,
     },
     /// Validate milter.toml and print every error with its key.
     ConfigCheck {

@@ -1,4 +1,4 @@
-//! The `spoofguard` command: `serve`, `check`, `domain`, `config-check`.
+//! The `spoofguard` command: `serve`, `check`, `domain`, `brands`, `config-check`.
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -44,7 +44,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let result = Config::load(&path).and_then(|c| evaluate::compile(&c).map(|_| c));
             match result {
                 Ok(c) => {
-                    println!(
+                    spoofguard::out!(
                         "{}: ok (listen {}, {} rules, {} brand tables)",
                         path.display(),
                         c.milter.listen,
@@ -55,7 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
                 Err(e) => {
                     for line in e.lines() {
-                        println!("{line}");
+                        spoofguard::out!("{line}");
                     }
                     Ok(1)
                 }
@@ -68,6 +68,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let config = load_config(config.as_deref())?;
             check::run_domain(&config, &domains, format.into())?;
+            Ok(0)
+        }
+        Command::Brands { config, format } => {
+            let config = load_config(config.as_deref())?;
+            check::run_brands(&config, format.into())?;
             Ok(0)
         }
         Command::Check {

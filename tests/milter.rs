@@ -633,3 +633,64 @@ async fn header_count_and_dkim_signature_limits_apply() {
     );
     milter.shutdown().await;
 }
+
+#[tokio::test]
+async fn ipv4_mapped_client_address_is_checked_as_ipv4() {
+    let milter = Milter::spawn(&config("")).await;
+    let env = Envelope {
+        ip: "::ffff:192.0.2.10",
+        ..Envelope::default()
+    };
+    let (actions, status) = send(&milter, &env, &eml("plain.eml"), false).await;
+    assert_eq!(status, Status::Continue);
+    let ar = added(&actions, "Authentication-Results").unwrap();
+    assert!(
+        ar.contains("spf=pass smtp.mailfrom=alice@sender.example"),
+        "{ar}"
+    );
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn rules_subject_tag_and_reject_text_apply() {
+    let toml = config(
+        r#"[policy]
+subject_tag = "[SPOOF?]"
+reject_text = "Rejected by example.net policy"
+[[rule]]
+name = "report"
+target = "subject"
+pattern = "(?i)quarterly"
+weight = 6.0
+[[rule]]
+name = "drive"
+target = "body"
+pattern = "shared drive"
+weight = 0.5
+[[rule]]
+name = "never"
+target = "header:x-mailer"
+pattern = "."
+weight = 50.0
+"#,
+    );
+    let milter = Milter::spawn(&toml).await;
+    let signed = sign(&eml("plain.eml"), "sender.example", "ed", true);
+    let (actions, status) = send(&milter, &Envelope::default(), &signed, false).await;
+    assert_eq!(status, Status::Continue);
+    assert!(has_header(&actions, "X-Spoofguard-Score", "6.5"));
+    assert!(has_header(&actions, "X-Spoofguard-Verdict", "tag"));
+    assert_eq!(
+        added(&actions, "X-Spoofguard-Reasons").unwrap(),
+        "RULE:report=+6.0 (subject matched);\n\tRULE:drive=+0.5 (body matched)"
+    );
+    assert!(actions.has_change_header("Subject", 1, " [SPOOF?] Quarterly report"));
+    // A rule heavy enough to reject uses the configured text and names the rule.
+    let msg = format!("X-Mailer: bulk\n{}", eml("plain.eml"));
+    let (_, status) = send(&milter, &Envelope::default(), &msg, false).await;
+    assert_eq!(
+        reply(&status),
+        "550 5.7.1 Rejected by example.net policy: score 56.5 (RULE:never, RULE:report, RULE:drive)"
+    );
+    milter.shutdown().await;
+}

@@ -95,6 +95,12 @@ impl Session {
     }
 
     pub fn init_connection(&mut self, ip: Option<IpAddr>) {
+        // An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) is IPv4 to SPF's
+        // ip4: mechanisms (RFC 7208, section 5.6).
+        let ip = ip.map(|ip| match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        });
         self.client_ip = ip;
         self.trusted = ip.is_some_and(|ip| self.rt.config.auth.is_trusted(ip));
     }

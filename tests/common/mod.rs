@@ -69,6 +69,9 @@ pub fn zone_text() -> String {
         "pct.example",
         "microsoft-securityprotection-support.xyz",
         "accountprotection.microsoft.com",
+        "tcp.example",
+        "forwarder.example",
+        "contoso-it.onmicrosoft.com",
     ] {
         z.push_str(&format!(
             "ed._domainkey.{domain}. IN TXT {}\n",
@@ -159,6 +162,11 @@ impl Milter {
             handle: Some(handle),
             _zone: server,
         }
+    }
+
+    /// The zone server's address (for test code that resolves on its own).
+    pub fn dns_addr(&self) -> SocketAddr {
+        self._zone.addr()
     }
 
     pub async fn connect(&self) -> TestConnection {
