@@ -6,7 +6,7 @@ reports every defect it records on the message, on any MIME part or on any heade
 checks each Authentication-Results field with the RFC 8601 parser of `authres`.
 
 Usage: /usr/bin/python3 integration/mime_check.py FILE_OR_DIR...
-  (a directory: every regular file in it, e.g. a Maildir's new/ or Postfix's delivered files)
+  (a directory: every file below it, e.g. the smtp-sink directory of integration/postfix.sh)
 Prints "OK FILE" or "BAD FILE: problem" lines; exit status 1 if any file is bad.
 As a module: check_message(raw_bytes) -> list of problem strings (empty when clean).
 """
@@ -48,10 +48,9 @@ def check_message(raw):
 def files(args):
     for a in args:
         if os.path.isdir(a):
-            for name in sorted(os.listdir(a)):
-                p = os.path.join(a, name)
-                if os.path.isfile(p):
-                    yield p
+            for d, _, names in sorted(os.walk(a)):
+                for name in sorted(names):
+                    yield os.path.join(d, name)
         else:
             yield a
 
