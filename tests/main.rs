@@ -9,4 +9,5 @@ mod cli;
 mod dns_faults;
 mod impersonation;
 mod lookalike_eval;
+mod man;
 mod milter;

@@ -176,6 +176,13 @@ pub struct LogSettings {
     pub format: LogFormat,
 }
 
+/// `[metrics]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Where the Prometheus endpoint listens; `None`: no endpoint, nothing recorded.
+    pub listen: Option<SocketAddr>,
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -193,6 +200,7 @@ pub struct Config {
     pub weights: BTreeMap<String, f64>,
     pub rules: Vec<Rule>,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
 }
 
 impl Config {

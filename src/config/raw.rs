@@ -21,6 +21,7 @@ pub struct RawConfig {
     #[serde(rename = "rule")]
     pub rules: Vec<RawRule>,
     pub log: RawLog,
+    pub metrics: RawMetrics,
 }
 
 pub const DEFAULT_LISTEN: &str = "inet:127.0.0.1:8891";
@@ -222,4 +223,12 @@ impl Default for RawLog {
             format: "text".into(),
         }
     }
+}
+
+/// `[metrics]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `IP:PORT` of the Prometheus endpoint; empty: off.
+    pub listen: String,
 }

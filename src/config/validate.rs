@@ -325,6 +325,20 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
         }
     };
 
+    // [metrics]
+    let metrics_listen = match raw.metrics.listen.trim() {
+        "" => None,
+        text => text
+            .parse::<SocketAddr>()
+            .map_err(|_| {
+                bad(
+                    "metrics.listen",
+                    format!("\"{text}\" is not IP:PORT such as \"127.0.0.1:9891\""),
+                )
+            })
+            .ok(),
+    };
+
     if !issues.is_empty() {
         return Err(issues);
     }
@@ -380,6 +394,9 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
         log: LogSettings {
             level: lg.level,
             format,
+        },
+        metrics: MetricsSettings {
+            listen: metrics_listen,
         },
     })
 }
@@ -438,6 +455,24 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(e) => e.lines(),
         }
+    }
+
+    #[test]
+    fn validate_metrics_listen_is_off_by_default_and_checked() {
+        let c = Config::from_toml("", Path::new("milter.toml")).unwrap();
+        assert_eq!(c.metrics.listen, None);
+        let c = Config::from_toml(
+            "[metrics]\nlisten = \"127.0.0.1:9891\"\n",
+            Path::new("milter.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9891".parse().unwrap()));
+        assert_eq!(
+            issues("[metrics]\nlisten = \"localhost\"\n"),
+            vec![
+                "milter.toml: metrics.listen: \"localhost\" is not IP:PORT such as \"127.0.0.1:9891\""
+            ]
+        );
     }
 
     #[test]

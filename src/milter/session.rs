@@ -4,6 +4,7 @@
 use crate::config::{ErrorAction, OversizeAction};
 use crate::evaluate::{self, Envelope, Evaluation, Runtime};
 use crate::header::{self, AUTHENTICATION_RESULTS, OWN_X_HEADERS, X_REASONS, X_SCORE, X_VERDICT};
+use crate::metric::{self, Action};
 use crate::score::{Decision, Reason};
 use indymilter::{ContextActions, SetErrorReply, Status};
 use std::collections::HashMap;
@@ -33,6 +34,8 @@ pub struct Session {
     helo: String,
     authserv_id: Option<String>,
     message: Option<MessageData>,
+    /// Keeps `spoofguard_connections_open` counted while the connection lives.
+    _open: metric::ConnectionGauge,
 }
 
 /// State of the message in progress.
@@ -72,6 +75,7 @@ impl Session {
             helo: String::new(),
             authserv_id: None,
             message: None,
+            _open: metric::ConnectionGauge::open(),
         }
     }
 
@@ -295,6 +299,7 @@ impl Session {
                 reason = why,
                 "message not judged"
             );
+            metric::message("skip", Action::Deliver);
             return Ok(Status::Continue);
         }
 
@@ -314,9 +319,12 @@ impl Session {
         let eval = evaluate::evaluate(&self.rt, authserv_id, &envelope, &m.raw).await;
         let dry_run = config.milter.dry_run;
         log_evaluation(&eval, queue_id, &client_ip, dry_run);
+        record_evaluation(&eval);
+        let decision = eval.decision.as_str();
 
         if eval.decision == Decision::Tempfail && !dry_run {
             reply.set_error_reply("451", Some("4.4.3"), [config.policy.tempfail_text.as_str()])?;
+            metric::message(decision, Action::Tempfail);
             return Ok(Status::Tempfail);
         }
         if eval.decision == Decision::Reject && !dry_run {
@@ -330,6 +338,7 @@ impl Session {
                 Some("5.7.1"),
                 [header::one_line(&text, 900).as_str()],
             )?;
+            metric::message(decision, Action::Reject);
             return Ok(Status::Reject);
         }
 
@@ -356,10 +365,12 @@ impl Session {
                 actions.add_header("Subject", tagged.trim()).await?;
             }
         }
+        let mut action = Action::Deliver;
         if eval.decision == Decision::Quarantine && !dry_run {
             let why = eval.why.as_deref().unwrap_or("policy");
             if self.can_quarantine {
                 actions.quarantine(header::one_line(why, 900)).await?;
+                action = Action::Quarantine;
             } else {
                 warn!(
                     queue_id,
@@ -367,6 +378,7 @@ impl Session {
                 );
             }
         }
+        metric::message(decision, action);
         Ok(Status::Continue)
     }
 
@@ -399,6 +411,7 @@ impl Session {
                     reason = "oversize",
                     "message not judged"
                 );
+                metric::message("oversize", Action::Deliver);
                 Ok(Status::Continue)
             }
             OversizeAction::Tempfail => {
@@ -414,6 +427,7 @@ impl Session {
                     reason = "oversize",
                     "message not judged"
                 );
+                metric::message("oversize", Action::Tempfail);
                 Ok(Status::Tempfail)
             }
             OversizeAction::Reject => {
@@ -425,6 +439,7 @@ impl Session {
                     reason = "oversize",
                     "message not judged"
                 );
+                metric::message("oversize", Action::Reject);
                 Ok(Status::Reject)
             }
         }
@@ -479,6 +494,23 @@ async fn add_score_headers(
     let reasons = format!("{sp}{}", header::reasons_value(reasons));
     actions.add_header(X_REASONS, reasons).await?;
     Ok(())
+}
+
+/// Findings and authentication results of a judged message, for the metrics.
+fn record_evaluation(eval: &Evaluation) {
+    for r in &eval.reasons {
+        metric::finding(&r.code);
+    }
+    let v = &eval.verdicts;
+    metric::auth_result("spf", v.spf.result.as_str());
+    if v.dkim.is_empty() {
+        metric::auth_result("dkim", "none");
+    }
+    for d in &v.dkim {
+        metric::auth_result("dkim", d.result.as_str());
+    }
+    metric::auth_result("arc", v.arc.result.as_str());
+    metric::auth_result("dmarc", v.dmarc.result.as_str());
 }
 
 /// The one info line per message (docs/operations: log fields are an interface).
