@@ -16,26 +16,10 @@ use mail_auth::dns::TxtRecordParser;
 use mail_auth::headers::HeaderWriter;
 use mail_auth::spf::SpfRecord;
 use mail_auth::{ResolverCache, TxtRecord};
+use spoofguard::auth::base64;
 use spoofguard::config::Config;
 use spoofguard::evaluate::{Envelope, Runtime, evaluate};
 use std::time::{Duration, Instant};
-
-fn b64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                A[((v >> (18 - 6 * i)) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
 
 /// A message of about `size` bytes: headers, a text part and an HTML part with links.
 fn message(size: usize) -> String {
@@ -95,10 +79,10 @@ fn runtime(ed_pub: &str, rsa_pub: &str) -> Runtime {
 
 fn bench(c: &mut Criterion) {
     let ed_der = Ed25519Key::generate_pkcs8().unwrap();
-    let ed_pub = b64(&Ed25519Key::from_pkcs8_der(&ed_der).unwrap().public_key());
+    let ed_pub = base64(&Ed25519Key::from_pkcs8_der(&ed_der).unwrap().public_key());
     let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
     let rsa_der = rsa.as_der().unwrap().as_ref().to_vec();
-    let rsa_pub = b64(rsa.public_key().as_der().unwrap().as_ref());
+    let rsa_pub = base64(rsa.public_key().as_der().unwrap().as_ref());
     let rt = runtime(&ed_pub, &rsa_pub);
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()

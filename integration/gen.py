@@ -10,6 +10,7 @@ Signing: relaxed/relaxed, h=From:To:Subject:Date:Message-ID. Run with Debian's
 /usr/bin/python3 so that python3-dkim and python3-nacl are importable.
 """
 
+import base64
 import os
 import re
 import sys
@@ -66,7 +67,8 @@ _dmarc.microsoft-securityprotection-support.example.              IN TXT "v=DMAR
 """
 
 
-def message(from_, to, subject, msgid, body, extra_headers=()):
+def message(from_, to, subject, msgid, body, extra_headers=(),
+            content_type="text/plain; charset=us-ascii"):
     """An RFC 5322 message with CRLF line ends; extra headers go first (above From)."""
     lines = list(extra_headers) + [
         "From: " + from_,
@@ -75,7 +77,7 @@ def message(from_, to, subject, msgid, body, extra_headers=()):
         "Date: Mon, 04 May 2026 10:00:00 +0000",
         "Message-ID: <" + msgid + ">",
         "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=us-ascii",
+        "Content-Type: " + content_type,
     ]
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
@@ -203,6 +205,64 @@ def main():
     msgs["lookalike"] = sign(base, "microsoft-securityprotection-support.example", "rsa2048",
                              rsa_key, "rsa-sha256")
 
+    # --- messages of the Postfix phase (integration/postfix.sh), sent with swaks ---
+
+    # Brand phish: a Japanese "Microsoft security team" display name (RFC 2047 encoded-word),
+    # the lookalike domain with valid SPF, DKIM and DMARC of its own, and HTML links whose
+    # anchor text shows https://account.microsoft.com while the href goes elsewhere.
+    brand = "日本マイクロソフトセキュリティチーム"
+    display = "=?UTF-8?B?" + base64.b64encode(brand.encode()).decode() + "?="
+    d = "microsoft-securityprotection-support.example"
+    html = ("<html><body>\r\n"
+            "<p>Unusual sign-in activity was detected on your Microsoft account.</p>\r\n"
+            '<p>Verify your account: <a href="https://%s/verify">'
+            "https://account.microsoft.com</a></p>\r\n"
+            '<p>Or sign in here: <a href="https://warning-securityteam-microsoft.example/login">'
+            "https://account.microsoft.com</a></p>\r\n"
+            "</body></html>\r\n") % d
+    base = message(display + " <security@" + d + ">", "bob@rcpt.example",
+                   "Unusual sign-in activity", "brand-phish@" + d, html,
+                   content_type="text/html; charset=us-ascii")
+    msgs["brand_phish"] = sign(base, d, "rsa2048", rsa_key, "rsa-sha256")
+
+    # Forged results arriving over SMTP: ours, a forged verdict and score (all to be removed)
+    # and a foreign Authentication-Results (to be kept). Not covered by the signature.
+    forged = [
+        "Authentication-Results: mx.spoofguard.test; dkim=pass header.d=sender.example",
+        "X-Spoofguard-Verdict: accept",
+        "X-Spoofguard-Score: -5",
+        "Authentication-Results: other.example; spf=pass smtp.mailfrom=alice@sender.example",
+    ]
+    base = message(alice, "bob@rcpt.example", "Quarterly report (forged over SMTP)",
+                   "pf-forged@sender.example", body, forged)
+    msgs["pf_forged"] = sign(base, "sender.example", "rsa2048", rsa_key, "rsa-sha256")
+
+    # Forged results in other spellings: no space after the colon, another case, the
+    # authserv-id on a folded line, lower-case header names. All are ours and must go; an
+    # authserv-id that only starts with ours is another one and stays.
+    forged = [
+        "Authentication-Results:mx.spoofguard.test; dkim=pass header.d=sender.example",
+        "Authentication-Results: MX.SpoofGuard.TEST; spf=pass smtp.mailfrom=alice@sender.example",
+        "Authentication-Results:\r\n\tmx.spoofguard.test;\r\n\tdmarc=pass header.from=sender.example",
+        "x-spoofguard-verdict: accept",
+        "X-SPOOFGUARD-REASONS:none",
+        "Authentication-Results: mx.spoofguard.test.other.example; dkim=pass header.d=sender.example",
+    ]
+    base = message(alice, "bob@rcpt.example", "Quarterly report (forged, other spellings)",
+                   "pf-forged2@sender.example", body, forged)
+    msgs["pf_forged2"] = sign(base, "sender.example", "rsa2048", rsa_key, "rsa-sha256")
+
+    # A large signed message: Postfix hands the body to the milter in several chunks.
+    line = "The quarterly numbers, line %06d: 0123456789 abcdefghij ABCDEFGHIJ.\r\n"
+    big = "".join(line % i for i in range(5000))
+    base = message(alice, "bob@rcpt.example", "Quarterly report (large)",
+                   "large@sender.example", big)
+    msgs["pf_large"] = sign(base, "sender.example", "rsa2048", rsa_key, "rsa-sha256")
+
+    # A domain whose DNS queries are dropped inside the test namespace (DNS timeout).
+    msgs["slowdns"] = message("Slow <info@slowdns.example>", "bob@rcpt.example",
+                              "Slow DNS", "slow@slowdns.example", "Hello.\r\n")
+
     # Self-check: the signer's own verifier must accept every signature, except the altered body.
     txt = {
         b"rsa2048._domainkey.sender.example.": read(os.path.join(keys, "rsa2048.dns")),
@@ -210,11 +270,13 @@ def main():
         b"rsa2048._domainkey.microsoft-securityprotection-support.example.":
             read(os.path.join(keys, "rsa2048.dns")),
     }
+    signed_names = ("rsa_pass", "ed_pass", "forged_ar", "body_altered", "lookalike",
+                    "brand_phish", "pf_forged", "pf_forged2", "pf_large")
 
     def dnsfunc(name, timeout=5):
         return txt.get(name if name.endswith(b".") else name + b".")
 
-    for name in ("rsa_pass", "ed_pass", "forged_ar", "body_altered", "lookalike"):
+    for name in signed_names:
         ok = dkim.verify(msgs[name], dnsfunc=dnsfunc)
         if ok != (name != "body_altered"):
             sys.exit("gen.py: dkimpy verify of %s gave %s" % (name, ok))

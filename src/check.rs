@@ -1,5 +1,5 @@
 //! `spoofguard check` and `spoofguard domain`: the same evaluation as the milter, offline,
-//! printed as text or JSON lines.
+//! printed as text or JSON lines; `spoofguard brands`: the brand catalogue in effect.
 
 use crate::auth::zone::{Zone, ZoneServer};
 use crate::config::Config;
@@ -11,6 +11,22 @@ use serde_json::json;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// `println!` for command output: when the reader has gone away (`spoofguard brands | head`),
+/// stop quietly with status 0 instead of panicking on the broken pipe.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("spoofguard: cannot write output: {e}");
+            std::process::exit(2);
+        }
+    }};
+}
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,21 +153,21 @@ fn print_report(file: &Path, eval: &Evaluation, format: Format) {
             if let Some(w) = &eval.why {
                 obj["why"] = json!(w);
             }
-            println!("{obj}");
+            out!("{obj}");
         }
         Format::Text => {
-            println!(
+            out!(
                 "{}: verdict={} score={:.1}",
                 file.display(),
                 eval.decision,
                 eval.score
             );
-            println!("  Authentication-Results: {ar}");
+            out!("  Authentication-Results: {ar}");
             if let Some(w) = &eval.why {
-                println!("  why: {w}");
+                out!("  why: {w}");
             }
             for r in &eval.reasons {
-                println!("  {:+6.1} {} {}", r.weight, r.code, r.detail);
+                out!("  {:+6.1} {} {}", r.weight, r.code, r.detail);
             }
         }
     }
@@ -185,15 +201,65 @@ pub fn run_domain(config: &Config, domains: &[String], format: Format) -> anyhow
                 if let Some(b) = brand {
                     obj["brand"] = json!(b);
                 }
-                println!("{obj}");
+                out!("{obj}");
             }
             Format::Text => {
-                println!("{domain}: verdict={verdict} score={total:.1}");
+                out!("{domain}: verdict={verdict} score={total:.1}");
                 for r in &reasons {
-                    println!("  {:+6.1} {} {}", r.weight, r.code, r.detail);
+                    out!("  {:+6.1} {} {}", r.weight, r.code, r.detail);
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// `spoofguard brands`: the catalogue in effect (built-in brands merged with `[[brand]]`).
+pub fn run_brands(config: &Config, format: Format) -> anyhow::Result<()> {
+    let (catalogue, _) = evaluate::compile(config)?;
+    let brands = catalogue.brands();
+    for b in brands {
+        match format {
+            Format::Json => {
+                let obj = json!({
+                    "name": b.name,
+                    "origin": b.origin.as_str(),
+                    "region": b.region,
+                    "category": b.category,
+                    "countries": b.countries,
+                    "domains": b.domains,
+                    "suffixes": b.suffixes,
+                    "aliases": b.aliases,
+                    "tokens": b.tokens,
+                    "word_tokens": b.word_tokens,
+                    "source": b.source,
+                });
+                out!("{obj}");
+            }
+            Format::Text => {
+                let tag = if b.region.is_empty() {
+                    "-".to_owned()
+                } else {
+                    format!("{}/{}", b.region, b.category)
+                };
+                out!("{} [{tag}] {}", b.name, b.origin.as_str());
+                out!("  domains: {}", b.domains.join(", "));
+                if !b.aliases.is_empty() {
+                    out!("  aliases: {}", b.aliases.join(", "));
+                }
+            }
+        }
+    }
+    if format == Format::Text {
+        let builtin = brands
+            .iter()
+            .filter(|b| b.origin != lookalike::Origin::Config)
+            .count();
+        out!(
+            "{} brands ({builtin} built-in, {} from config only)",
+            brands.len(),
+            brands.len() - builtin
+        );
     }
     Ok(())
 }

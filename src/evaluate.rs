@@ -6,12 +6,14 @@ use crate::auth::{self, AuthResult, AuthVerdicts, Caches, DmarcPolicy, SmtpIdent
 use crate::config::{Config, ConfigError, DnsErrorAction, Issue, RuleTarget};
 use crate::header;
 use crate::lookalike::{self, AuthContext, Catalogue};
+use crate::metric;
 use crate::score::{self, Decision, Reason, Weights};
 use mail_auth::{AuthenticatedMessage, MessageAuthenticator};
 use mail_parser::MessageParser;
 use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Bytes of decoded body text that `[[rule]]` body patterns look at.
 const MAX_RULE_BODY_BYTES: usize = 1024 * 1024;
@@ -108,6 +110,7 @@ impl Evaluation {
 /// Judges one message. `raw` is the message as received (CRLF line endings).
 pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> Evaluation {
     let config = &rt.config;
+    let started = Instant::now();
     let parsed = MessageParser::new().parse(raw);
     let message = parsed
         .as_ref()
@@ -119,6 +122,7 @@ pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8
         host_domain: authserv_id,
     };
     let mut reasons = Vec::new();
+    let auth_started = Instant::now();
     let verdicts = match &message {
         Some(m) => auth::verify(&rt.authenticator, &rt.caches, m, &smtp, config.auth.arc).await,
         None => {
@@ -130,6 +134,8 @@ pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8
             verify_spf_only(rt, &smtp).await
         }
     };
+
+    metric::evaluation_step("auth", auth_started.elapsed());
 
     // Message shape (RFC 5322, section 3.6: exactly one From).
     let from_headers = parsed.as_ref().map_or(0, |p| {
@@ -153,6 +159,7 @@ pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8
 
     // Brand impersonation.
     let mut brand = None;
+    let lookalike_started = Instant::now();
     if config.lookalike.enabled
         && let Some(p) = &parsed
     {
@@ -173,6 +180,8 @@ pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8
             });
         }
     }
+
+    metric::evaluation_step("lookalike", lookalike_started.elapsed());
 
     // [[rule]]
     if let Some(p) = &parsed {
@@ -218,6 +227,7 @@ pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8
         why = Some("temporary DNS failure".into());
     }
 
+    metric::evaluation_step("total", started.elapsed());
     Evaluation {
         authserv_id: authserv_id.to_owned(),
         from_domain: (!verdicts.dmarc.from_domain.is_empty())

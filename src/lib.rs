@@ -6,10 +6,12 @@
 
 pub mod auth;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod evaluate;
 pub mod header;
 pub mod logging;
 pub mod lookalike;
+pub mod metric;
 pub mod milter;
 pub mod score;

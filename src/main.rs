@@ -1,95 +1,16 @@
-//! The `spoofguard` command: `serve`, `check`, `domain`, `config-check`.
+//! The `spoofguard` command: `serve`, `check`, `domain`, `brands`, `config-check`.
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
-use spoofguard::check::{self, CheckOptions, Format};
+use clap::Parser;
+use spoofguard::check::{self, CheckOptions};
+use spoofguard::cli::{Cli, Command, DEFAULT_CONFIG};
 use spoofguard::config::{Config, parse_listen};
 use spoofguard::evaluate::{self, Runtime};
+use spoofguard::metric;
 use spoofguard::milter::{self, SharedRuntime};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use tracing::{error, info, warn};
-
-/// Where `--config` points when not given.
-const DEFAULT_CONFIG: &str = "/etc/spoofguard/milter.toml";
-
-#[derive(Parser)]
-#[command(
-    name = "spoofguard",
-    version,
-    about = "Mail filter (milter): SPF, DKIM, DMARC, ARC and brand-impersonation checks"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Text,
-    Json,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Self {
-        match f {
-            FormatArg::Text => Format::Text,
-            FormatArg::Json => Format::Json,
-        }
-    }
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the milter.
-    Serve {
-        /// milter.toml (default /etc/spoofguard/milter.toml; built-in defaults if that is absent)
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// Overrides [milter] listen, e.g. inet:127.0.0.1:8891 or unix:/run/spoofguard/milter.sock
-        #[arg(long)]
-        socket: Option<String>,
-        /// Overrides [log] level
-        #[arg(long)]
-        log_level: Option<String>,
-    },
-    /// Evaluate .eml files offline with the same checks as the milter.
-    Check {
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// Answer DNS from this zone file (RFC 1035 master-file syntax) instead of the network
-        #[arg(long)]
-        zone: Option<PathBuf>,
-        /// SMTP client IP for SPF (no SPF check without it)
-        #[arg(long)]
-        ip: Option<IpAddr>,
-        /// HELO/EHLO name
-        #[arg(long)]
-        helo: Option<String>,
-        /// Envelope sender (default: Return-Path, else the From address)
-        #[arg(long)]
-        mail_from: Option<String>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: FormatArg,
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
-    /// Score sender domains for brand impersonation.
-    Domain {
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: FormatArg,
-        #[arg(required = true)]
-        domains: Vec<String>,
-    },
-    /// Validate milter.toml and print every error with its key.
-    ConfigCheck {
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-    },
-}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -123,7 +44,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let result = Config::load(&path).and_then(|c| evaluate::compile(&c).map(|_| c));
             match result {
                 Ok(c) => {
-                    println!(
+                    spoofguard::out!(
                         "{}: ok (listen {}, {} rules, {} brand tables)",
                         path.display(),
                         c.milter.listen,
@@ -134,7 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
                 Err(e) => {
                     for line in e.lines() {
-                        println!("{line}");
+                        spoofguard::out!("{line}");
                     }
                     Ok(1)
                 }
@@ -147,6 +68,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let config = load_config(config.as_deref())?;
             check::run_domain(&config, &domains, format.into())?;
+            Ok(0)
+        }
+        Command::Brands { config, format } => {
+            let config = load_config(config.as_deref())?;
+            check::run_brands(&config, format.into())?;
             Ok(0)
         }
         Command::Check {
@@ -207,8 +133,17 @@ async fn serve(
     let listener = milter::bind(&listen, cfg.milter.socket_mode)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    if let Some(addr) = cfg.metrics.listen {
+        spoofguard::metric::install(addr)
+            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+    }
+    let metrics = cfg
+        .metrics
+        .listen
+        .map_or_else(|| "off".to_owned(), |a| a.to_string());
     let rt = Runtime::build(cfg, None)?;
     info!(
+        metrics = %metrics,
         listen = %listen,
         config = %path.as_ref().map_or("built-in defaults".into(), |p| p.display().to_string()),
         brands = rt.catalogue.len(),
@@ -261,6 +196,7 @@ fn reload(
         Ok(c) => c,
         Err(e) => {
             error!(error = %e, "reload failed, keeping the old configuration");
+            metric::config_reload(false);
             return;
         }
     };
@@ -292,6 +228,7 @@ fn reload(
         ),
         ("log.level", cfg.log.level != old.config.log.level),
         ("log.format", cfg.log.format != old.config.log.format),
+        ("metrics.listen", cfg.metrics != old.config.metrics),
     ] {
         if changed {
             warn!("parameter \"{key}\" changed, restart needed");
@@ -306,7 +243,11 @@ fn reload(
             };
             *guard = Arc::new(rt);
             info!(config = %path.display(), "configuration reloaded");
+            metric::config_reload(true);
         }
-        Err(e) => error!(error = %e, "reload failed, keeping the old configuration"),
+        Err(e) => {
+            error!(error = %e, "reload failed, keeping the old configuration");
+            metric::config_reload(false);
+        }
     }
 }

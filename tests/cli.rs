@@ -213,3 +213,92 @@ fn sample_with_every_example_uncommented_is_valid_and_documented() {
     }
     assert!(checked >= 35, "only {checked} keys checked");
 }
+
+#[test]
+fn brands_lists_the_catalogue_in_effect() {
+    let cfg = fixture("config/valid/brands.toml");
+    let (code, out, err) = spoofguard(&["brands", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let last = out.lines().last().unwrap();
+    assert!(last.ends_with("built-in, 2 from config only)"), "{last}");
+    assert!(out.contains("\nExample Bank [-] config\n  domains: examplebank.co.jp\n  aliases: 例銀行, Example Bank\n"), "{out}");
+    assert!(
+        out.contains("Microsoft [global/tech] built-in+config\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nOrange [-] config\n  domains: orange.fr\n"),
+        "{out}"
+    );
+    assert!(!out.contains("\nHulu ["), "{out}");
+
+    let (code, out, _) = spoofguard(&[
+        "brands",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(rows.len() >= 250, "{}", rows.len());
+    let itau = rows.iter().find(|r| r["name"] == "Itau").unwrap();
+    assert_eq!(itau["region"], "south-america");
+    assert_eq!(itau["category"], "bank");
+    assert_eq!(itau["origin"], "built-in");
+    assert!(
+        itau["domains"]
+            .as_array()
+            .unwrap()
+            .contains(&"itau.com.br".into())
+    );
+    let ms = rows.iter().find(|r| r["name"] == "Microsoft").unwrap();
+    assert!(
+        ms["domains"]
+            .as_array()
+            .unwrap()
+            .contains(&"contoso-mail.example".into())
+    );
+}
+
+#[test]
+fn domain_scores_sender_domains_as_json_lines() {
+    let (code, out, err) = spoofguard(&[
+        "domain",
+        "--config",
+        fixture("config/valid/empty.toml").to_str().unwrap(),
+        "--format",
+        "json",
+        "microsoft-securityprotection-support.xyz",
+        "paypay.ne.jp",
+        "rnicrosoft.com",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0],
+        serde_json::json!({
+            "domain": "microsoft-securityprotection-support.xyz",
+            "score": 10.0,
+            "verdict": "quarantine",
+            "brand": "Microsoft",
+            "reasons": [{
+                "code": "LOOKALIKE_BRAND_TOKEN",
+                "detail": "microsoft-securityprotection-support.xyz ~ microsoft.com",
+                "weight": 10.0
+            }]
+        })
+    );
+    assert_eq!(
+        lines[1],
+        serde_json::json!({"domain": "paypay.ne.jp", "score": 0.0, "verdict": "accept", "reasons": []})
+    );
+    assert_eq!(lines[2]["reasons"][0]["code"], "LOOKALIKE_SKELETON");
+    assert_eq!(lines[2]["verdict"], "quarantine");
+}

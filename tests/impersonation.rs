@@ -128,3 +128,37 @@ async fn microsoft_domain_failing_dmarc_is_a_strong_signal() {
     assert!(has_header(&actions, "X-Spoofguard-Verdict", "quarantine"));
     milter.shutdown().await;
 }
+
+#[tokio::test]
+async fn tenant_onmicrosoft_address_claiming_microsoft_is_quarantined() {
+    // Any Microsoft 365 tenant can send, DMARC-authenticated, from x.onmicrosoft.com: that is
+    // not Microsoft's own mail.
+    let milter = Milter::spawn(&config("")).await;
+    let msg = eml("plain.eml")
+        .replace(
+            "Alice Example <alice@sender.example>",
+            "Microsoft Security <security@contoso-it.onmicrosoft.com>",
+        )
+        .replace("plain-1@sender.example", "t-1@contoso-it.onmicrosoft.com");
+    let signed = sign(&msg, "contoso-it.onmicrosoft.com", "ed", true);
+    let env = Envelope {
+        ip: "192.0.2.70",
+        mail_from: "security@contoso-it.onmicrosoft.com",
+        ..Envelope::default()
+    };
+    let (actions, status) = send(&milter, &env, &signed, false).await;
+    assert_eq!(status, Status::Continue);
+    let ar = added(&actions, "Authentication-Results").unwrap();
+    assert!(
+        ar.ends_with("dmarc=pass (p=none dis=none) header.from=contoso-it.onmicrosoft.com"),
+        "{ar}"
+    );
+    assert!(has_header(&actions, "X-Spoofguard-Verdict", "quarantine"));
+    let reasons = added(&actions, "X-Spoofguard-Reasons").unwrap();
+    assert!(reasons.contains("DISPLAY_NAME_BRAND=+6.0"), "{reasons}");
+    assert!(
+        reasons.contains("LOOKALIKE_BRAND_EMBEDDED=+6.0"),
+        "{reasons}"
+    );
+    milter.shutdown().await;
+}

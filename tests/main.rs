@@ -4,7 +4,10 @@
 
 mod common;
 
+mod arc;
 mod cli;
+mod dns_faults;
 mod impersonation;
 mod lookalike_eval;
+mod man;
 mod milter;

@@ -23,15 +23,6 @@ fn b_prefix(signed: &str) -> String {
     value[..8].to_owned()
 }
 
-fn reply(status: &Status) -> String {
-    match status {
-        Status::Reject { message: Some(m) } | Status::Tempfail { message: Some(m) } => {
-            m.to_string_lossy().into_owned()
-        }
-        other => format!("{other:?}"),
-    }
-}
-
 fn deleted(actions: &indymilter_test::EomActions) -> Vec<(String, i32)> {
     actions
         .actions
@@ -398,7 +389,11 @@ async fn malformed_input_never_panics_and_always_gets_a_reply() {
             "FROM_MULTIPLE=+5.0 (2 From headers, 2 addresses)",
         ),
         ("broken-mime", eml("broken-mime.eml").into_bytes(), "none"),
-        ("huge-line", huge_line.into_bytes(), "none"),
+        (
+            "huge-line",
+            huge_line.into_bytes(),
+            "OVERSIZE=+0.0 (a header field larger than 102400 bytes, not verified)",
+        ),
         ("invalid-utf8", invalid_utf8, ""),
         ("empty", Vec::new(), ""),
     ];
@@ -437,8 +432,10 @@ async fn malformed_input_never_panics_and_always_gets_a_reply() {
             }
             let (actions, status) = conn.eom().await.unwrap();
             assert_eq!(status, Status::Continue, "{name}");
-            assert!(
+            // Verified, except the one over a limit, which is passed on unverified.
+            assert_eq!(
                 added(&actions, "Authentication-Results").is_some(),
+                name != "huge-line",
                 "{name}"
             );
             if !reasons.is_empty() {
@@ -576,5 +573,115 @@ async fn every_fixture_gives_the_same_result_with_lf_and_crlf() {
             }
         }
     }
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn header_count_and_dkim_signature_limits_apply() {
+    // More header fields than max_headers: not verified, passed on with OVERSIZE.
+    let milter =
+        Milter::spawn(&config("").replace("[milter]\n", "[milter]\nmax_headers = 8\n")).await;
+    let mut msg = String::new();
+    for i in 0..10 {
+        msg.push_str(&format!("X-Filler-{i}: {i}\n"));
+    }
+    msg.push_str(&eml("plain.eml"));
+    let (actions, status) = send(&milter, &Envelope::default(), &msg, false).await;
+    assert_eq!(status, Status::Continue);
+    assert!(added(&actions, "Authentication-Results").is_none());
+    assert!(has_header(
+        &actions,
+        "X-Spoofguard-Reasons",
+        "OVERSIZE=+0.0 (more than 8 header fields, not verified)"
+    ));
+    milter.shutdown().await;
+
+    // Two signatures, the newer one (on top) without a key: with max_dkim_signatures = 1
+    // only that one is verified; by default both are.
+    let signed = sign(&eml("plain.eml"), "sender.example", "ed", true);
+    let twice = sign(&signed, "sender.example", "nokey", true);
+    let count = |ar: &str| ar.matches("dkim=").count();
+    let milter = Milter::spawn(&config("")).await;
+    let (actions, _) = send(&milter, &Envelope::default(), &twice, false).await;
+    let ar = added(&actions, "Authentication-Results").unwrap();
+    assert_eq!(count(&ar), 2, "{ar}");
+    assert!(
+        ar.contains("dkim=pass header.d=sender.example header.s=ed"),
+        "{ar}"
+    );
+    milter.shutdown().await;
+    let milter = Milter::spawn(&config("[auth]\nmax_dkim_signatures = 1\n").replace(
+        "[auth]\ntrusted_networks = [\"203.0.113.0/24\"]\n[auth]\n",
+        "[auth]\ntrusted_networks = [\"203.0.113.0/24\"]\n",
+    ))
+    .await;
+    let (actions, _) = send(&milter, &Envelope::default(), &twice, false).await;
+    let ar = added(&actions, "Authentication-Results").unwrap();
+    assert_eq!(count(&ar), 1, "{ar}");
+    assert!(
+        ar.contains("dkim=permerror (no key for signature) header.d=sender.example header.s=nokey"),
+        "{ar}"
+    );
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn ipv4_mapped_client_address_is_checked_as_ipv4() {
+    let milter = Milter::spawn(&config("")).await;
+    let env = Envelope {
+        ip: "::ffff:192.0.2.10",
+        ..Envelope::default()
+    };
+    let (actions, status) = send(&milter, &env, &eml("plain.eml"), false).await;
+    assert_eq!(status, Status::Continue);
+    let ar = added(&actions, "Authentication-Results").unwrap();
+    assert!(
+        ar.contains("spf=pass smtp.mailfrom=alice@sender.example"),
+        "{ar}"
+    );
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn rules_subject_tag_and_reject_text_apply() {
+    let toml = config(
+        r#"[policy]
+subject_tag = "[SPOOF?]"
+reject_text = "Rejected by example.net policy"
+[[rule]]
+name = "report"
+target = "subject"
+pattern = "(?i)quarterly"
+weight = 6.0
+[[rule]]
+name = "drive"
+target = "body"
+pattern = "shared drive"
+weight = 0.5
+[[rule]]
+name = "never"
+target = "header:x-mailer"
+pattern = "."
+weight = 50.0
+"#,
+    );
+    let milter = Milter::spawn(&toml).await;
+    let signed = sign(&eml("plain.eml"), "sender.example", "ed", true);
+    let (actions, status) = send(&milter, &Envelope::default(), &signed, false).await;
+    assert_eq!(status, Status::Continue);
+    assert!(has_header(&actions, "X-Spoofguard-Score", "6.5"));
+    assert!(has_header(&actions, "X-Spoofguard-Verdict", "tag"));
+    assert_eq!(
+        added(&actions, "X-Spoofguard-Reasons").unwrap(),
+        "RULE:report=+6.0 (subject matched);\n\tRULE:drive=+0.5 (body matched)"
+    );
+    assert!(actions.has_change_header("Subject", 1, " [SPOOF?] Quarterly report"));
+    // A rule heavy enough to reject uses the configured text and names the rule.
+    let msg = format!("X-Mailer: bulk\n{}", eml("plain.eml"));
+    let (_, status) = send(&milter, &Envelope::default(), &msg, false).await;
+    assert_eq!(
+        reply(&status),
+        "550 5.7.1 Rejected by example.net policy: score 56.5 (RULE:never, RULE:report, RULE:drive)"
+    );
     milter.shutdown().await;
 }

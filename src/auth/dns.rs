@@ -2,6 +2,7 @@
 //! behind one bounded cache per record type that honours each answer's TTL.
 
 use crate::config::DnsSettings;
+use crate::metric;
 use mail_auth::hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
 };
@@ -16,6 +17,8 @@ use std::time::Instant;
 /// One record type's cache: bounded by entry count, each entry valid until its TTL runs out.
 pub struct TtlCache<K, V> {
     inner: moka::sync::Cache<K, (V, Instant)>,
+    /// The `record` label of `spoofguard_dns_cache_lookups_total`.
+    record: &'static str,
 }
 
 impl<K, V> TtlCache<K, V>
@@ -23,9 +26,10 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn new(capacity: u64) -> Self {
+    fn new(capacity: u64, record: &'static str) -> Self {
         Self {
             inner: moka::sync::Cache::new(capacity),
+            record,
         }
     }
 
@@ -46,10 +50,15 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (value, valid_until) = self.inner.get(name)?;
+        let Some((value, valid_until)) = self.inner.get(name) else {
+            metric::dns_cache_lookup(self.record, false);
+            return None;
+        };
         if valid_until > Instant::now() {
+            metric::dns_cache_lookup(self.record, true);
             Some(value)
         } else {
+            metric::dns_cache_lookup(self.record, false);
             self.inner.invalidate(name);
             None
         }
@@ -81,11 +90,11 @@ impl Caches {
     /// Caches holding at most `entries` names per record type.
     pub fn new(entries: u64) -> Self {
         Self {
-            txt: TtlCache::new(entries),
-            mx: TtlCache::new(entries),
-            ipv4: TtlCache::new(entries),
-            ipv6: TtlCache::new(entries),
-            ptr: TtlCache::new(entries),
+            txt: TtlCache::new(entries, "txt"),
+            mx: TtlCache::new(entries, "mx"),
+            ipv4: TtlCache::new(entries, "a"),
+            ipv6: TtlCache::new(entries, "aaaa"),
+            ptr: TtlCache::new(entries, "ptr"),
         }
     }
 }

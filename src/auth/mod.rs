@@ -420,10 +420,10 @@ fn describe(e: &MaError) -> String {
     .to_owned()
 }
 
-/// The first `n` characters of the standard base64 encoding of `bytes`.
-fn base64_prefix(bytes: &[u8], n: usize) -> String {
+/// Standard base64 (RFC 4648, section 4) with padding: DKIM's `b=` and `p=` encoding.
+pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(n + 4);
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [
             chunk[0],
@@ -431,16 +431,22 @@ fn base64_prefix(bytes: &[u8], n: usize) -> String {
             *chunk.get(2).unwrap_or(&0),
         ];
         let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[((v >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-        if out.len() >= n {
-            break;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((v >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
         }
     }
-    out.truncate(n);
     out
+}
+
+/// The first `n` characters of the base64 encoding of `bytes`, without padding.
+fn base64_prefix(bytes: &[u8], n: usize) -> String {
+    let mut s = base64(&bytes[..bytes.len().min(n.div_ceil(4) * 3)]);
+    s.truncate(s.trim_end_matches('=').len().min(n));
+    s
 }
 
 #[cfg(test)]
@@ -452,6 +458,9 @@ mod tests {
         assert_eq!(base64_prefix(b"hello world!", 8), "aGVsbG8g");
         assert_eq!(base64_prefix(b"hi", 8), "aGk");
         assert_eq!(base64_prefix(&[0xff, 0xfe, 0xfd, 0xfc], 8), "//79/A");
+        assert_eq!(base64(b"hi"), "aGk=");
+        assert_eq!(base64(b"hello world!"), "aGVsbG8gd29ybGQh");
+        assert_eq!(base64(b"a"), "YQ==");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct Zone {
     records: BTreeMap<RrKey, Vec<Record>>,
     names: HashSet<LowerName>,
     silent: Vec<LowerName>,
+    servfail: Vec<LowerName>,
+    tcp_only: Vec<LowerName>,
 }
 
 /// Why a zone file could not be loaded.
@@ -81,8 +83,31 @@ impl Zone {
         }
     }
 
+    /// Answer SERVFAIL for `name` and the names below it.
+    pub fn servfail(&mut self, name: &str) {
+        if let Ok(n) = Name::from_ascii(name) {
+            self.servfail.push(LowerName::new(&n));
+        }
+    }
+
+    /// Answer `name` and the names below it over UDP only with the TC bit set, so the client
+    /// has to retry over TCP (RFC 1035, section 4.2.1; RFC 7766).
+    pub fn tcp_only(&mut self, name: &str) {
+        if let Ok(n) = Name::from_ascii(name) {
+            self.tcp_only.push(LowerName::new(&n));
+        }
+    }
+
     fn is_silent(&self, name: &LowerName) -> bool {
         self.silent.iter().any(|s| s.zone_of(name))
+    }
+
+    fn needs_tcp(&self, request: &Message) -> bool {
+        request.queries.first().is_some_and(|q| {
+            self.tcp_only
+                .iter()
+                .any(|t| t.zone_of(&LowerName::new(q.name())))
+        })
     }
 
     /// The response to one query message, or `None` to stay silent.
@@ -99,6 +124,10 @@ impl Zone {
         let mut name = LowerName::new(query.name());
         if self.is_silent(&name) {
             return None;
+        }
+        if self.servfail.iter().any(|s| s.zone_of(&name)) {
+            response.metadata.response_code = ResponseCode::ServFail;
+            return Some(response);
         }
         let qtype = query.query_type();
         // Follow CNAMEs inside the zone, bounded so a loop ends.
@@ -198,7 +227,7 @@ impl ZoneServer {
                 let Ok(mut bytes) = response.to_vec() else {
                     continue;
                 };
-                if bytes.len() > max {
+                if bytes.len() > max || udp_zone.needs_tcp(&request) {
                     // RFC 1035, section 4.2.1: too long for UDP; set TC so the client uses TCP.
                     let mut truncated = Message::response(request.metadata.id, OpCode::Query);
                     truncated.metadata.truncation = true;

@@ -77,6 +77,10 @@ pub struct MilterSettings {
     pub connection_timeout: Duration,
     pub on_error: ErrorAction,
     pub max_message_bytes: usize,
+    /// Header fields buffered at most; more make the message "too large".
+    pub max_headers: usize,
+    /// Bytes of one header field (name and value) at most.
+    pub max_header_bytes: usize,
     pub oversize_action: OversizeAction,
     /// `None`: the MTA's `j` macro, else the host name.
     pub authserv_id: Option<String>,
@@ -99,6 +103,8 @@ pub struct AuthSettings {
     pub trusted_networks: Vec<IpNet>,
     pub skip_authenticated: bool,
     pub arc: bool,
+    /// DKIM-Signature fields verified per message; later ones are ignored.
+    pub max_dkim_signatures: usize,
 }
 
 impl AuthSettings {
@@ -170,6 +176,13 @@ pub struct LogSettings {
     pub format: LogFormat,
 }
 
+/// `[metrics]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Where the Prometheus endpoint listens; `None`: no endpoint, nothing recorded.
+    pub listen: Option<SocketAddr>,
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -187,6 +200,7 @@ pub struct Config {
     pub weights: BTreeMap<String, f64>,
     pub rules: Vec<Rule>,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
 }
 
 impl Config {

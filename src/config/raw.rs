@@ -21,6 +21,7 @@ pub struct RawConfig {
     #[serde(rename = "rule")]
     pub rules: Vec<RawRule>,
     pub log: RawLog,
+    pub metrics: RawMetrics,
 }
 
 pub const DEFAULT_LISTEN: &str = "inet:127.0.0.1:8891";
@@ -28,6 +29,11 @@ pub const DEFAULT_SOCKET_MODE: &str = "0660";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 500;
 pub const DEFAULT_CONNECTION_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
+pub const DEFAULT_MAX_HEADERS: usize = 1000;
+/// Postfix's `header_size_limit` default.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 102_400;
+/// OpenDKIM verifies 3 by default; mail through an ESP and a list can carry a few more.
+pub const DEFAULT_MAX_DKIM_SIGNATURES: usize = 5;
 
 /// `[milter]`
 #[derive(Debug, Deserialize)]
@@ -39,6 +45,8 @@ pub struct RawMilter {
     pub connection_timeout_secs: u64,
     pub on_error: String,
     pub max_message_bytes: usize,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
     pub oversize_action: String,
     pub authserv_id: String,
     pub dry_run: bool,
@@ -53,6 +61,8 @@ impl Default for RawMilter {
             connection_timeout_secs: DEFAULT_CONNECTION_TIMEOUT_SECS,
             on_error: "tempfail".into(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             oversize_action: "accept".into(),
             authserv_id: String::new(),
             dry_run: false,
@@ -92,6 +102,7 @@ pub struct RawAuth {
     pub trusted_networks: Vec<String>,
     pub skip_authenticated: bool,
     pub arc: bool,
+    pub max_dkim_signatures: usize,
 }
 
 impl Default for RawAuth {
@@ -100,6 +111,7 @@ impl Default for RawAuth {
             trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
             skip_authenticated: true,
             arc: true,
+            max_dkim_signatures: DEFAULT_MAX_DKIM_SIGNATURES,
         }
     }
 }
@@ -211,4 +223,12 @@ impl Default for RawLog {
             format: "text".into(),
         }
     }
+}
+
+/// `[metrics]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `IP:PORT` of the Prometheus endpoint; empty: off.
+    pub listen: String,
 }

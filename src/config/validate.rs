@@ -53,6 +53,18 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             format!("{} is too small (at least 1024)", m.max_message_bytes),
         );
     }
+    if m.max_headers == 0 || m.max_headers > 100_000 {
+        bad(
+            "milter.max_headers",
+            format!("{} is out of range (1 to 100000)", m.max_headers),
+        );
+    }
+    if m.max_header_bytes < 1024 {
+        bad(
+            "milter.max_header_bytes",
+            format!("{} is too small (at least 1024)", m.max_header_bytes),
+        );
+    }
     let oversize_action = match m.oversize_action.as_str() {
         "accept" => OversizeAction::Accept,
         "tempfail" => OversizeAction::Tempfail,
@@ -117,6 +129,13 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
                 format!("\"{net}\" is not an IP address or CIDR network"),
             ),
         }
+    }
+
+    if a.max_dkim_signatures == 0 || a.max_dkim_signatures > 100 {
+        bad(
+            "auth.max_dkim_signatures",
+            format!("{} is out of range (1 to 100)", a.max_dkim_signatures),
+        );
     }
 
     // [policy]
@@ -306,6 +325,20 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
         }
     };
 
+    // [metrics]
+    let metrics_listen = match raw.metrics.listen.trim() {
+        "" => None,
+        text => text
+            .parse::<SocketAddr>()
+            .map_err(|_| {
+                bad(
+                    "metrics.listen",
+                    format!("\"{text}\" is not IP:PORT such as \"127.0.0.1:9891\""),
+                )
+            })
+            .ok(),
+    };
+
     if !issues.is_empty() {
         return Err(issues);
     }
@@ -318,6 +351,8 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             connection_timeout: Duration::from_secs(m.connection_timeout_secs),
             on_error,
             max_message_bytes: m.max_message_bytes,
+            max_headers: m.max_headers,
+            max_header_bytes: m.max_header_bytes,
             oversize_action,
             authserv_id: (!authserv_id.is_empty()).then_some(authserv_id),
             dry_run: m.dry_run,
@@ -332,6 +367,7 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             trusted_networks,
             skip_authenticated: a.skip_authenticated,
             arc: a.arc,
+            max_dkim_signatures: a.max_dkim_signatures,
         },
         policy: PolicySettings {
             reject_dmarc_reject: p.reject_dmarc_reject,
@@ -358,6 +394,9 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
         log: LogSettings {
             level: lg.level,
             format,
+        },
+        metrics: MetricsSettings {
+            listen: metrics_listen,
         },
     })
 }
@@ -416,6 +455,24 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(e) => e.lines(),
         }
+    }
+
+    #[test]
+    fn validate_metrics_listen_is_off_by_default_and_checked() {
+        let c = Config::from_toml("", Path::new("milter.toml")).unwrap();
+        assert_eq!(c.metrics.listen, None);
+        let c = Config::from_toml(
+            "[metrics]\nlisten = \"127.0.0.1:9891\"\n",
+            Path::new("milter.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9891".parse().unwrap()));
+        assert_eq!(
+            issues("[metrics]\nlisten = \"localhost\"\n"),
+            vec![
+                "milter.toml: metrics.listen: \"localhost\" is not IP:PORT such as \"127.0.0.1:9891\""
+            ]
+        );
     }
 
     #[test]

@@ -18,27 +18,109 @@ pub const MIN_DISTINCTIVE_TOKEN_LEN: usize = 5;
 /// ASCII aliases whose compact form is shorter than this are matched as whole words only.
 pub const MIN_SUBSTRING_ALIAS_LEN: usize = 6;
 
+/// Aliases whose compact form (NFKC, lowercase, letters and digits) is shorter than this are
+/// refused: one letter or one ideograph claims nothing.
+pub const MIN_ALIAS_LEN: usize = 2;
+
+/// Region tags of the built-in catalogue (`region = ...` in brands.toml).
+pub const REGIONS: &[&str] = &[
+    "global",
+    "north-america",
+    "south-america",
+    "europe",
+    "japan",
+    "asia-pacific",
+    "middle-east-africa",
+];
+
+/// Category tags of the built-in catalogue (`category = ...` in brands.toml).
+pub const CATEGORIES: &[&str] = &[
+    "bank",
+    "card",
+    "payment",
+    "crypto",
+    "government",
+    "logistics",
+    "telecom",
+    "retail",
+    "tech",
+    "social",
+    "security",
+    "streaming",
+    "gaming",
+    "travel",
+    "utility",
+];
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BuiltinFile {
-    brand: Vec<BuiltinBrand>,
+pub(crate) struct BuiltinFile {
+    /// Legitimate domains of other organisations that contain a brand token (`correos.cl`).
+    #[serde(default)]
+    pub allow: Vec<BuiltinAllow>,
+    pub brand: Vec<BuiltinBrand>,
+}
+
+/// `[[allow]]` in brands.toml: a domain that is nobody's brand but looks like one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BuiltinAllow {
+    pub domain: String,
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub why: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BuiltinBrand {
-    name: String,
-    domains: Vec<String>,
-    aliases: Vec<String>,
-    tokens: Vec<String>,
-    word_tokens: Vec<String>,
-    category: String,
-    region: String,
-    #[allow(dead_code)]
-    source: String,
+pub(crate) struct BuiltinBrand {
+    pub name: String,
+    /// Registrable domains (`psl::domain_str(d) == Some(d)`).
+    pub domains: Vec<String>,
+    /// Hosts below a public suffix the brand does not own as a whole (`receita.fazenda.gov.br`).
+    #[serde(default)]
+    pub subdomains: Vec<String>,
+    /// Domains of `domains` that another brand lists too, on purpose (`linkedin.com`).
+    #[serde(default)]
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub shared: Vec<String>,
+    /// Names on the Public Suffix List that the brand runs for its customers' sites
+    /// (`googleapis.com`): the name itself is the brand's, the names under it are not.
+    #[serde(default)]
+    pub suffixes: Vec<String>,
+    pub aliases: Vec<String>,
+    pub tokens: Vec<String>,
+    pub word_tokens: Vec<String>,
+    pub category: String,
+    pub region: String,
+    /// ISO 3166-1 alpha-2 codes, lowercase, of the markets the brand serves (empty: worldwide).
+    #[serde(default)]
+    pub countries: Vec<String>,
+    pub source: String,
     /// The brand owns its first token on every country-code TLD (`google.com.mx`, `google.li`).
     #[serde(default)]
-    all_country_tlds: bool,
+    pub all_country_tlds: bool,
+}
+
+/// Where a brand in effect comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in catalogue, unchanged.
+    Builtin,
+    /// The built-in catalogue, extended by `[[brand]]` tables.
+    Extended,
+    /// A `[[brand]]` table alone (a new brand or `mode = "replace"`).
+    Config,
+}
+
+impl Origin {
+    /// `built-in`, `built-in+config` or `config`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Builtin => "built-in",
+            Origin::Extended => "built-in+config",
+            Origin::Config => "config",
+        }
+    }
 }
 
 /// One brand in effect.
@@ -48,6 +130,10 @@ pub struct Brand {
     pub name: String,
     /// Registrable domains (lowercase A-labels) the brand really uses; subdomains are implied.
     pub domains: Vec<String>,
+    /// Names the brand runs whose subdomains belong to its customers: public suffixes
+    /// (`googleapis.com`) or registrable domains (`onmicrosoft.com`). Owned exactly, not with
+    /// subdomains.
+    pub suffixes: Vec<String>,
     /// Names as users see them, in any script.
     pub aliases: Vec<String>,
     /// Distinctive ASCII label tokens (matched inside labels, by skeleton and edit distance).
@@ -58,8 +144,14 @@ pub struct Brand {
     pub category: String,
     /// Region tag, e.g. `jp`; empty for brands from milter.toml.
     pub region: String,
+    /// Markets (ISO 3166-1 alpha-2, lowercase); empty for worldwide brands and config brands.
+    pub countries: Vec<String>,
+    /// Where the domains come from; empty for brands from milter.toml.
+    pub source: String,
     /// The brand owns `<first token>.<ccTLD>` and `<first token>.<2nd level>.<ccTLD>`.
     pub all_country_tlds: bool,
+    /// Built-in, extended by milter.toml, or from milter.toml alone.
+    pub origin: Origin,
 }
 
 impl Brand {
@@ -110,6 +202,8 @@ pub struct Catalogue {
     pub(crate) brands: Vec<Brand>,
     /// Brand domain → brand index.
     pub(crate) owner: HashMap<String, usize>,
+    /// Public suffix run by a brand → brand index (the name only, not its subdomains).
+    pub(crate) exact: HashMap<String, usize>,
     pub(crate) allow: HashSet<String>,
     pub(crate) tokens: Vec<Token>,
     /// Raw token text → token indexes.
@@ -159,27 +253,36 @@ impl Catalogue {
     pub fn build(settings: &LookalikeSettings, raw: &[RawBrand]) -> Result<Self, Vec<Issue>> {
         let mut issues = Vec::new();
         let mut drafts: Vec<Option<Draft>> = Vec::new();
+        let mut builtin_allow: Vec<String> = Vec::new();
         if settings.builtin_brands {
             let file = parse_builtin().map_err(|e| vec![e])?;
             for b in file.brand {
+                let mut domains = b.domains;
+                domains.extend(b.subdomains);
                 drafts.push(Some(Draft {
                     brand: Brand {
                         name: b.name,
-                        domains: b.domains,
+                        domains,
+                        suffixes: b.suffixes,
                         aliases: b.aliases,
                         tokens: b.tokens,
                         word_tokens: b.word_tokens,
                         category: b.category,
                         region: b.region,
+                        countries: b.countries,
+                        source: b.source,
                         all_country_tlds: b.all_country_tlds,
+                        origin: Origin::Builtin,
                     },
                 }));
             }
+            builtin_allow = file.allow.into_iter().map(|a| a.domain).collect();
         }
         for (i, rb) in raw.iter().enumerate() {
             merge_raw(&mut drafts, i, rb, &mut issues);
         }
-        let mut allow = HashSet::new();
+        domain_conflicts(&drafts, raw, &mut issues);
+        let mut allow: HashSet<String> = builtin_allow.into_iter().collect();
         for (i, d) in settings.allow_domains.iter().enumerate() {
             match normalize_domain(d) {
                 Some(d) => {
@@ -221,8 +324,10 @@ impl Catalogue {
 
     /// Index of the brand owning the normalised domain `d`.
     pub(crate) fn owner_index(&self, d: &str) -> Option<usize> {
-        parents(d)
-            .find_map(|p| self.owner.get(p).copied())
+        self.exact
+            .get(d)
+            .copied()
+            .or_else(|| parents(d).find_map(|p| self.owner.get(p).copied()))
             .or_else(|| self.country_owner(d))
     }
 
@@ -249,11 +354,53 @@ impl Catalogue {
     /// Whether the normalised domain `d` belongs to brand `b`.
     pub(crate) fn belongs_to(&self, d: &str, b: usize) -> bool {
         let brand = &self.brands[b];
-        parents(d).any(|p| brand.domains.iter().any(|x| x == p)) || self.country_owner(d) == Some(b)
+        parents(d).any(|p| brand.domains.iter().any(|x| x == p))
+            || self.exact.get(d) == Some(&b)
+            || self.country_owner(d) == Some(b)
     }
 }
 
 /// `a.b.c`, `b.c`, `c`.
+/// A domain of a `[[brand]]` table that another brand in effect also claims: ownership would
+/// depend on catalogue order, so it is refused (disable or extend the other brand instead).
+fn domain_conflicts(drafts: &[Option<Draft>], raw: &[RawBrand], issues: &mut Vec<Issue>) {
+    let mut claims: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (p, d) in drafts.iter().enumerate() {
+        if let Some(d) = d {
+            for dom in &d.brand.domains {
+                let v = claims.entry(dom.as_str()).or_default();
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+        }
+    }
+    for (i, rb) in raw.iter().enumerate() {
+        if rb.mode == "disable" {
+            continue;
+        }
+        let Some(p) = drafts.iter().position(|d| {
+            d.as_ref()
+                .is_some_and(|d| d.brand.name.eq_ignore_ascii_case(rb.name.trim()))
+        }) else {
+            continue;
+        };
+        for (j, dom) in rb.domains.iter().enumerate() {
+            let Some(dom) = normalize_domain(dom) else {
+                continue;
+            };
+            let others = claims.get(dom.as_str()).into_iter().flatten();
+            if let Some(&q) = others.into_iter().find(|&&q| q != p) {
+                let other = drafts[q].as_ref().map_or("", |d| d.brand.name.as_str());
+                issues.push(Issue::new(
+                    format!("brand[{i}].domains[{j}]"),
+                    format!("\"{dom}\" is already a domain of brand \"{other}\""),
+                ));
+            }
+        }
+    }
+}
+
 pub(crate) fn parents(d: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(d);
     std::iter::from_fn(move || {
@@ -263,7 +410,7 @@ pub(crate) fn parents(d: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-fn parse_builtin() -> Result<BuiltinFile, Issue> {
+pub(crate) fn parse_builtin() -> Result<BuiltinFile, Issue> {
     toml::from_str(BUILTIN_BRANDS).map_err(|e| {
         Issue::new(
             "lookalike.builtin_brands",
@@ -294,11 +441,20 @@ fn merge_raw(drafts: &mut Vec<Option<Draft>>, i: usize, rb: &RawBrand, issues: &
     }
     let mut aliases = Vec::new();
     for (j, a) in rb.aliases.iter().enumerate() {
-        if compact(a).is_empty() {
+        let len = compact(a).chars().count();
+        if len == 0 {
             issues.push(Issue::new(
                 format!("{key}.aliases[{j}]"),
                 format!(
                     "\"{}\" has no letters or digits left after normalisation",
+                    a.escape_default()
+                ),
+            ));
+        } else if len < MIN_ALIAS_LEN {
+            issues.push(Issue::new(
+                format!("{key}.aliases[{j}]"),
+                format!(
+                    "\"{}\" is shorter than {MIN_ALIAS_LEN} letters or digits after normalisation",
                     a.escape_default()
                 ),
             ));
@@ -316,6 +472,9 @@ fn merge_raw(drafts: &mut Vec<Option<Draft>>, i: usize, rb: &RawBrand, issues: &
                 if let Some(d) = drafts[p].as_mut() {
                     d.brand.domains.extend(domains);
                     d.brand.aliases.extend(aliases);
+                    if d.brand.origin == Origin::Builtin {
+                        d.brand.origin = Origin::Extended;
+                    }
                 }
             }
             None => {
@@ -378,21 +537,29 @@ fn new_brand(name: &str, domains: Vec<String>, mut aliases: Vec<String>) -> Bran
     Brand {
         name: name.to_owned(),
         domains,
+        suffixes: Vec::new(),
         aliases,
         tokens,
         word_tokens,
         category: String::new(),
         region: String::new(),
+        countries: Vec::new(),
+        source: String::new(),
         all_country_tlds: false,
+        origin: Origin::Config,
     }
 }
 
 fn compile(mut brands: Vec<Brand>, allow: HashSet<String>) -> Catalogue {
     let mut owner = HashMap::new();
+    let mut exact = HashMap::new();
     for (bi, b) in brands.iter_mut().enumerate() {
         b.domains.dedup();
         for d in &b.domains {
             owner.entry(d.clone()).or_insert(bi);
+        }
+        for d in &b.suffixes {
+            exact.entry(d.clone()).or_insert(bi);
         }
     }
     let mut tokens = Vec::new();
@@ -466,7 +633,10 @@ fn compile(mut brands: Vec<Brand>, allow: HashSet<String>) -> Catalogue {
         .ok();
     let mut country = HashMap::new();
     for (bi, b) in brands.iter().enumerate() {
-        if let (true, Some(t)) = (b.all_country_tlds, b.tokens.first()) {
+        if let (true, Some(t)) = (
+            b.all_country_tlds,
+            b.tokens.first().or(b.word_tokens.first()),
+        ) {
             country.insert(t.to_ascii_lowercase(), bi);
         }
     }
@@ -474,6 +644,7 @@ fn compile(mut brands: Vec<Brand>, allow: HashSet<String>) -> Catalogue {
         country,
         brands,
         owner,
+        exact,
         allow,
         tokens,
         token_by_text,

@@ -11,6 +11,9 @@ use super::skeleton::skel;
 use super::{Finding, ascii_detail, weight};
 use unicode_security::MixedScript;
 
+/// Tokens shorter than this match an all-ASCII label by skeleton only when equal to it.
+const MIN_SKELETON_ASCII_LEN: usize = 4;
+
 /// Whole-word tokens shorter than this give no `LOOKALIKE_OTHER_TLD` (`line.com`, `sony.tv`).
 const MIN_OTHER_TLD_WORD_LEN: usize = 5;
 
@@ -259,9 +262,19 @@ fn analyze_name(name: &str, cat: &Catalogue, best: &mut Best) {
     let name_skel = skel(name);
     let mut exact_skel = false;
     if let Some(tis) = cat.token_by_skel.get(&name_skel) {
-        exact_skel = true;
         for &ti in tis {
-            best.offer(cat.tokens[ti].brand, Kind::Skeleton);
+            // Short tokens have ASCII skeleton twins that are other names (`1mg` ~ `ing`, `fmb`
+            // ~ `fnb`, `curl` ~ `evri`, `imps` ~ `inps`): for three letters only a homoglyph
+            // from another script counts, for four a digit (`v1sa`) does too.
+            let t = &cat.tokens[ti];
+            let short = t.text.len() < MIN_SKELETON_ASCII_LEN
+                || (t.text.len() == MIN_SKELETON_ASCII_LEN
+                    && !name.bytes().any(|b| b.is_ascii_digit()));
+            if short && name.is_ascii() {
+                continue;
+            }
+            exact_skel = true;
+            best.offer(t.brand, Kind::Skeleton);
         }
     }
     let parts: Vec<&str> = name.split('-').filter(|p| !p.is_empty()).collect();

@@ -15,7 +15,9 @@ mod skeleton;
 #[cfg(test)]
 mod tests;
 
-pub use brands::{BUILTIN_BRANDS, Brand, Catalogue, normalize_domain};
+pub use brands::{
+    BUILTIN_BRANDS, Brand, CATEGORIES, Catalogue, MIN_ALIAS_LEN, Origin, REGIONS, normalize_domain,
+};
 pub use links::{MAX_BODIES, MAX_BODY_SCAN_BYTES, MAX_LINKS};
 
 use serde::Serialize;

@@ -681,3 +681,134 @@ fn osa_distance_matches_strsim() {
         );
     }
 }
+
+/// The built-in catalogue's data: every domain registrable under the Public Suffix List (or
+/// listed under `subdomains`), no domain twice unless both brands list it under `shared`,
+/// aliases that normalise to distinct non-empty strings, tags from the fixed lists.
+#[test]
+fn catalogue_data_is_valid() {
+    use super::brands::{MIN_DISTINCTIVE_TOKEN_LEN, parse_builtin};
+    use super::display::compact;
+    use super::{CATEGORIES, MIN_ALIAS_LEN, REGIONS};
+    use std::collections::{HashMap, HashSet};
+    let file = parse_builtin().unwrap();
+    let mut bad = Vec::new();
+    let mut names = HashSet::new();
+    let mut claims: HashMap<&str, Vec<(&str, bool)>> = HashMap::new();
+    for b in &file.brand {
+        let n = b.name.as_str();
+        if n.is_empty() || !n.is_ascii() || !names.insert(n.to_ascii_lowercase()) {
+            bad.push(format!("{n}: name empty, not ASCII or repeated"));
+        }
+        if !REGIONS.contains(&b.region.as_str()) {
+            bad.push(format!("{n}: region {:?} not in REGIONS", b.region));
+        }
+        if !CATEGORIES.contains(&b.category.as_str()) {
+            bad.push(format!("{n}: category {:?} not in CATEGORIES", b.category));
+        }
+        if b.source.trim().is_empty() {
+            bad.push(format!("{n}: no source"));
+        }
+        for c in &b.countries {
+            if c.len() != 2 || !c.bytes().all(|x| x.is_ascii_lowercase()) {
+                bad.push(format!("{n}: country {c:?} is not ISO 3166-1 alpha-2"));
+            }
+        }
+        if b.domains.is_empty() && b.subdomains.is_empty() {
+            bad.push(format!("{n}: no domains"));
+        }
+        let mut own = HashSet::new();
+        for d in &b.domains {
+            if normalize_domain(d).as_deref() != Some(d) || psl::domain_str(d) != Some(d) {
+                bad.push(format!("{n}: {d} is not a registrable domain"));
+            }
+        }
+        for d in &b.subdomains {
+            let reg = psl::domain_str(d);
+            if normalize_domain(d).as_deref() != Some(d) || reg.is_none() || reg == Some(d) {
+                bad.push(format!(
+                    "{n}: {d} is not a subdomain of a registrable domain"
+                ));
+            }
+        }
+        for d in &b.suffixes {
+            // A public suffix the brand runs, or a registrable domain whose subdomains belong
+            // to its customers (onmicrosoft.com tenants) without being on the list.
+            if psl::suffix_str(d) != Some(d) && psl::domain_str(d) != Some(d) {
+                bad.push(format!(
+                    "{n}: {d} is neither a public suffix nor registrable"
+                ));
+            }
+        }
+        for d in b.domains.iter().chain(&b.subdomains).chain(&b.suffixes) {
+            if !own.insert(d.as_str()) {
+                bad.push(format!("{n}: {d} listed twice"));
+            }
+            claims.entry(d).or_default().push((n, b.shared.contains(d)));
+        }
+        for d in &b.shared {
+            if !own.contains(d.as_str()) {
+                bad.push(format!("{n}: shared {d} is not one of its domains"));
+            }
+        }
+        let mut seen = HashSet::new();
+        for a in &b.aliases {
+            let c = compact(a);
+            if c.chars().count() < MIN_ALIAS_LEN {
+                bad.push(format!("{n}: alias {a:?} normalises to {c:?}"));
+            } else if !seen.insert(c.clone()) {
+                bad.push(format!("{n}: alias {a:?} repeats {c:?}"));
+            }
+        }
+        let mut toks = HashSet::new();
+        for (t, word) in b
+            .tokens
+            .iter()
+            .map(|t| (t, false))
+            .chain(b.word_tokens.iter().map(|t| (t, true)))
+        {
+            if t.is_empty()
+                || !t
+                    .bytes()
+                    .all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || x == b'-')
+            {
+                bad.push(format!("{n}: token {t:?} is not a lowercase LDH label"));
+            }
+            if !word && t.len() < MIN_DISTINCTIVE_TOKEN_LEN {
+                bad.push(format!("{n}: distinctive token {t:?} is too short"));
+            }
+            if !toks.insert(t.as_str()) {
+                bad.push(format!("{n}: token {t:?} repeated"));
+            }
+        }
+    }
+    for (d, owners) in &claims {
+        if owners.len() > 1 && owners.iter().any(|(_, shared)| !shared) {
+            let who: Vec<&str> = owners.iter().map(|(n, _)| *n).collect();
+            bad.push(format!(
+                "{d} claimed by {who:?} without shared = [...] in each"
+            ));
+        }
+    }
+    for a in &file.allow {
+        let d = a.domain.as_str();
+        if normalize_domain(d).as_deref() != Some(d) || psl::domain_str(d) != Some(d) {
+            bad.push(format!("allow: {d} is not a registrable domain"));
+        }
+        if claims.contains_key(d) || a.why.trim().is_empty() {
+            bad.push(format!("allow: {d} is a brand's domain or has no why"));
+        }
+    }
+    bad.sort();
+    assert!(
+        bad.is_empty(),
+        "{} problems:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+    assert!(file.brand.len() >= 250, "{} brands", file.brand.len());
+    for r in REGIONS {
+        let n = file.brand.iter().filter(|b| b.region == *r).count();
+        assert!(n >= 10, "region {r} has only {n} brands");
+    }
+}

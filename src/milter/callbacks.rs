@@ -3,11 +3,13 @@
 
 use super::SharedRuntime;
 use super::session::Session;
+use crate::metric;
 use indymilter::{
     Actions, Callbacks, Context, EomContext, MacroStage, NegotiateContext, ProtoOpts, SocketInfo,
     Status,
 };
 use std::ffi::{CStr, CString};
+use std::time::Instant;
 use tracing::{error, warn};
 
 macro_rules! session {
@@ -27,18 +29,37 @@ pub fn make_callbacks(shared: SharedRuntime) -> Callbacks<Session> {
             let rt = super::current(&shared);
             Box::pin(async move { handle_negotiate(cx, rt, actions, opts) })
         })
-        .on_connect(|cx, host, info| Box::pin(async move { handle_connect(cx, host, info) }))
-        .on_helo(|cx, helo| Box::pin(async move { handle_helo(cx, helo) }))
-        .on_mail(|cx, args| Box::pin(async move { handle_mail(cx, args) }))
-        .on_rcpt(|cx, args| Box::pin(async move { handle_rcpt(cx, args) }))
+        .on_connect(|cx, host, info| {
+            Box::pin(async move { timed("connect", || handle_connect(cx, host, info)) })
+        })
+        .on_helo(|cx, helo| Box::pin(async move { timed("helo", || handle_helo(cx, helo)) }))
+        .on_mail(|cx, args| Box::pin(async move { timed("mail", || handle_mail(cx, args)) }))
+        .on_rcpt(|cx, args| Box::pin(async move { timed("rcpt", || handle_rcpt(cx, args)) }))
         .on_data(|_| Box::pin(async { Status::Continue }))
-        .on_header(|cx, name, value| Box::pin(async move { handle_header(cx, name, value) }))
-        .on_eoh(|cx| Box::pin(async move { handle_eoh(cx) }))
-        .on_body(|cx, chunk| Box::pin(async move { handle_body(cx, &chunk) }))
-        .on_eom(|cx| Box::pin(handle_eom(cx)))
+        .on_header(|cx, name, value| {
+            Box::pin(async move { timed("header", || handle_header(cx, name, value)) })
+        })
+        .on_eoh(|cx| Box::pin(async move { timed("eoh", || handle_eoh(cx)) }))
+        .on_body(|cx, chunk| Box::pin(async move { timed("body", || handle_body(cx, &chunk)) }))
+        .on_eom(|cx| {
+            Box::pin(async move {
+                let start = Instant::now();
+                let status = handle_eom(cx).await;
+                metric::stage("eom", start.elapsed());
+                status
+            })
+        })
         .on_abort(|cx| Box::pin(async move { handle_abort(cx) }))
         .on_close(|_| Box::pin(async { Status::Continue }))
         .on_unknown(|_, _| Box::pin(async { Status::Continue }))
+}
+
+/// Runs one synchronous stage and records its duration.
+fn timed(stage: &'static str, f: impl FnOnce() -> Status) -> Status {
+    let start = Instant::now();
+    let status = f();
+    metric::stage(stage, start.elapsed());
+    status
 }
 
 fn macro_str<'a>(cx: &'a indymilter::Macros, name: &CStr) -> Option<&'a str> {

@@ -4,6 +4,7 @@
 use crate::config::{ErrorAction, OversizeAction};
 use crate::evaluate::{self, Envelope, Evaluation, Runtime};
 use crate::header::{self, AUTHENTICATION_RESULTS, OWN_X_HEADERS, X_REASONS, X_SCORE, X_VERDICT};
+use crate::metric::{self, Action};
 use crate::score::{Decision, Reason};
 use indymilter::{ContextActions, SetErrorReply, Status};
 use std::collections::HashMap;
@@ -33,6 +34,8 @@ pub struct Session {
     helo: String,
     authserv_id: Option<String>,
     message: Option<MessageData>,
+    /// Keeps `spoofguard_connections_open` counted while the connection lives.
+    _open: metric::ConnectionGauge,
 }
 
 /// State of the message in progress.
@@ -42,7 +45,11 @@ struct MessageData {
     recipients: Vec<String>,
     authenticated: bool,
     raw: Vec<u8>,
-    oversize: bool,
+    /// Why the message is over a limit and will not be verified, once it is.
+    oversize: Option<String>,
+    /// Header fields and DKIM-Signature fields seen so far.
+    headers: usize,
+    dkim_signatures: usize,
     /// The body has started (headers were terminated with an empty line).
     in_body: bool,
     /// The previous body chunk ended in CR (for LF to CRLF across chunks).
@@ -68,6 +75,7 @@ impl Session {
             helo: String::new(),
             authserv_id: None,
             message: None,
+            _open: metric::ConnectionGauge::open(),
         }
     }
 
@@ -87,6 +95,12 @@ impl Session {
     }
 
     pub fn init_connection(&mut self, ip: Option<IpAddr>) {
+        // An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) is IPv4 to SPF's
+        // ip4: mechanisms (RFC 7208, section 5.6).
+        let ip = ip.map(|ip| match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        });
         self.client_ip = ip;
         self.trusted = ip.is_some_and(|ip| self.rt.config.auth.is_trusted(ip));
     }
@@ -143,7 +157,13 @@ impl Session {
 
     /// Appends one header as received and notes forged copies of ours.
     pub fn add_header(&mut self, name: &[u8], value: &[u8], authserv_id: &str) {
-        let max = self.rt.config.milter.max_message_bytes;
+        let limits = &self.rt.config.milter;
+        let (max, max_headers, max_header_bytes) = (
+            limits.max_message_bytes,
+            limits.max_headers,
+            limits.max_header_bytes,
+        );
+        let max_dkim = self.rt.config.auth.max_dkim_signatures;
         let leading_space = self.leading_space;
         let Some(m) = &mut self.message else { return };
         let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
@@ -165,8 +185,32 @@ impl Session {
         } else if lname == "subject" && m.subject.is_none() {
             m.subject = Some(value_text.trim_start().to_owned());
         }
-        if m.oversize {
+        m.headers += 1;
+        if m.oversize.is_some() {
             return;
+        }
+        if m.headers > max_headers {
+            mark_oversize(m, format!("more than {max_headers} header fields"));
+            return;
+        }
+        if name.len() + value.len() > max_header_bytes {
+            mark_oversize(
+                m,
+                format!("a header field larger than {max_header_bytes} bytes"),
+            );
+            return;
+        }
+        if lname == "dkim-signature" {
+            m.dkim_signatures += 1;
+            if m.dkim_signatures > max_dkim {
+                // Bounds the crypto and DNS work one message can cause; the field is still
+                // delivered, it is only left out of what we verify.
+                debug!(
+                    index,
+                    max_dkim, "DKIM signature not verified: over the limit"
+                );
+                return;
+            }
         }
         let mut line = Vec::with_capacity(name.len() + value.len() + 4);
         line.extend_from_slice(name);
@@ -178,7 +222,7 @@ impl Session {
         push_crlf(&mut line, value, &mut false);
         line.extend_from_slice(b"\r\n");
         if m.raw.len() + line.len() > max {
-            mark_oversize(m);
+            mark_oversize(m, format!("larger than {max} bytes"));
         } else {
             reserve_capped(&mut m.raw, line.len(), max);
             m.raw.extend_from_slice(&line);
@@ -187,7 +231,7 @@ impl Session {
 
     pub fn end_of_headers(&mut self) {
         if let Some(m) = &mut self.message
-            && !m.oversize
+            && m.oversize.is_none()
         {
             m.raw.extend_from_slice(b"\r\n");
             m.in_body = true;
@@ -202,14 +246,14 @@ impl Session {
         let Some(m) = &mut self.message else {
             return Status::Continue;
         };
-        if !m.in_body && !m.oversize {
+        if !m.in_body && m.oversize.is_none() {
             m.raw.extend_from_slice(b"\r\n");
             m.in_body = true;
         }
-        if !m.oversize && m.raw.len() + chunk.len() > max {
-            mark_oversize(m);
+        if m.oversize.is_none() && m.raw.len() + chunk.len() > max {
+            mark_oversize(m, format!("larger than {max} bytes"));
         }
-        if m.oversize {
+        if m.oversize.is_some() {
             return if can_skip {
                 Status::Skip
             } else {
@@ -222,7 +266,7 @@ impl Session {
         m.last_cr = last_cr;
         // Bare LFs grow by one byte each: check the limit on what was buffered.
         if m.raw.len() > max {
-            mark_oversize(m);
+            mark_oversize(m, format!("larger than {max} bytes"));
             if can_skip {
                 return Status::Skip;
             }
@@ -264,12 +308,13 @@ impl Session {
                 reason = why,
                 "message not judged"
             );
+            metric::message("skip", Action::Deliver);
             return Ok(Status::Continue);
         }
 
-        if m.oversize {
+        if let Some(why) = &m.oversize {
             return self
-                .finish_oversize(actions, reply, queue_id, &client_ip)
+                .finish_oversize(actions, reply, queue_id, &client_ip, why)
                 .await;
         }
 
@@ -283,9 +328,12 @@ impl Session {
         let eval = evaluate::evaluate(&self.rt, authserv_id, &envelope, &m.raw).await;
         let dry_run = config.milter.dry_run;
         log_evaluation(&eval, queue_id, &client_ip, dry_run);
+        record_evaluation(&eval);
+        let decision = eval.decision.as_str();
 
         if eval.decision == Decision::Tempfail && !dry_run {
             reply.set_error_reply("451", Some("4.4.3"), [config.policy.tempfail_text.as_str()])?;
+            metric::message(decision, Action::Tempfail);
             return Ok(Status::Tempfail);
         }
         if eval.decision == Decision::Reject && !dry_run {
@@ -299,6 +347,7 @@ impl Session {
                 Some("5.7.1"),
                 [header::one_line(&text, 900).as_str()],
             )?;
+            metric::message(decision, Action::Reject);
             return Ok(Status::Reject);
         }
 
@@ -325,10 +374,12 @@ impl Session {
                 actions.add_header("Subject", tagged.trim()).await?;
             }
         }
+        let mut action = Action::Deliver;
         if eval.decision == Decision::Quarantine && !dry_run {
             let why = eval.why.as_deref().unwrap_or("policy");
             if self.can_quarantine {
                 actions.quarantine(header::one_line(why, 900)).await?;
+                action = Action::Quarantine;
             } else {
                 warn!(
                     queue_id,
@@ -336,6 +387,7 @@ impl Session {
                 );
             }
         }
+        metric::message(decision, action);
         Ok(Status::Continue)
     }
 
@@ -345,20 +397,15 @@ impl Session {
         reply: &mut impl SetErrorReply,
         queue_id: &str,
         client_ip: &str,
+        why: &str,
     ) -> Result<Status, SessionError> {
         let config = &self.rt.config;
-        let max = config.milter.max_message_bytes;
-        warn!(
-            queue_id,
-            client_ip,
-            max_message_bytes = max,
-            "message too large to verify"
-        );
+        warn!(queue_id, client_ip, why, "message too large to verify");
         match config.milter.oversize_action {
             OversizeAction::Accept => {
                 let reasons = [Reason {
                     code: "OVERSIZE".into(),
-                    detail: format!("larger than {max} bytes, not verified"),
+                    detail: format!("{why}, not verified"),
                     weight: self.rt.weights.of("OVERSIZE"),
                     brand: None,
                 }];
@@ -373,6 +420,7 @@ impl Session {
                     reason = "oversize",
                     "message not judged"
                 );
+                metric::message("oversize", Action::Deliver);
                 Ok(Status::Continue)
             }
             OversizeAction::Tempfail => {
@@ -388,6 +436,7 @@ impl Session {
                     reason = "oversize",
                     "message not judged"
                 );
+                metric::message("oversize", Action::Tempfail);
                 Ok(Status::Tempfail)
             }
             OversizeAction::Reject => {
@@ -399,14 +448,15 @@ impl Session {
                     reason = "oversize",
                     "message not judged"
                 );
+                metric::message("oversize", Action::Reject);
                 Ok(Status::Reject)
             }
         }
     }
 }
 
-fn mark_oversize(m: &mut MessageData) {
-    m.oversize = true;
+fn mark_oversize(m: &mut MessageData, why: String) {
+    m.oversize = Some(why);
     // The bytes so far are useless without the rest: give the memory back now.
     m.raw = Vec::new();
 }
@@ -476,6 +526,23 @@ async fn add_score_headers(
     let reasons = format!("{sp}{}", header::reasons_value(reasons));
     actions.add_header(X_REASONS, reasons).await?;
     Ok(())
+}
+
+/// Findings and authentication results of a judged message, for the metrics.
+fn record_evaluation(eval: &Evaluation) {
+    for r in &eval.reasons {
+        metric::finding(&r.code);
+    }
+    let v = &eval.verdicts;
+    metric::auth_result("spf", v.spf.result.as_str());
+    if v.dkim.is_empty() {
+        metric::auth_result("dkim", "none");
+    }
+    for d in &v.dkim {
+        metric::auth_result("dkim", d.result.as_str());
+    }
+    metric::auth_result("arc", v.arc.result.as_str());
+    metric::auth_result("dmarc", v.dmarc.result.as_str());
 }
 
 /// The one info line per message (docs/operations: log fields are an interface).

@@ -7,6 +7,7 @@ use aws_lc_rs::signature::KeyPair as _;
 use indymilter_test::{EomActions, Status, TestConnection};
 use mail_auth::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::dkim::DkimSigner;
+use spoofguard::auth::base64;
 use spoofguard::auth::zone::{Zone, ZoneServer};
 use spoofguard::config::Config;
 use spoofguard::evaluate::Runtime;
@@ -46,23 +47,6 @@ pub fn keys() -> &'static Keys {
     })
 }
 
-pub fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[((v >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// A TXT record value split into 255-byte strings, as zone files need.
 fn txt(value: &str) -> String {
     value
@@ -85,6 +69,9 @@ pub fn zone_text() -> String {
         "pct.example",
         "microsoft-securityprotection-support.xyz",
         "accountprotection.microsoft.com",
+        "tcp.example",
+        "forwarder.example",
+        "contoso-it.onmicrosoft.com",
     ] {
         z.push_str(&format!(
             "ed._domainkey.{domain}. IN TXT {}\n",
@@ -175,6 +162,11 @@ impl Milter {
             handle: Some(handle),
             _zone: server,
         }
+    }
+
+    /// The zone server's address (for test code that resolves on its own).
+    pub fn dns_addr(&self) -> SocketAddr {
+        self._zone.addr()
     }
 
     pub async fn connect(&self) -> TestConnection {
@@ -357,4 +349,14 @@ pub fn config(extra: &str) -> String {
 /// Reads an .eml fixture.
 pub fn eml(name: &str) -> String {
     std::fs::read_to_string(fixture(&format!("eml/{name}"))).expect("fixture")
+}
+
+/// The SMTP reply of a reject or tempfail with text, or the status itself.
+pub fn reply(status: &Status) -> String {
+    match status {
+        Status::Reject { message: Some(m) } | Status::Tempfail { message: Some(m) } => {
+            m.to_string_lossy().into_owned()
+        }
+        other => format!("{other:?}"),
+    }
 }

@@ -90,3 +90,38 @@ with open(os.path.join(out_dir, "handmade-homograph.txt"), "w") as f:
     for d in sorted(homos):
         f.write(d + "\n")
 print("handmade", len(TOKENS) * len(PATTERNS), len(homos))
+
+# Per region: visual dnstwist fuzzers on the first domain of every brand in the catalogue, so
+# that `examples/eval.rs` can report detection for each region (tests/eval/regions/REGION.tsv,
+# "domain<TAB>brand" per line).
+import tomllib
+
+VISUAL = ["cyrillic", "homoglyph", "hyphenation", "omission", "repetition", "transposition",
+          "subdomain", "tld-swap", "various"]
+PER_REGION_CAP = 4  # per fuzzer and brand
+with open(os.path.join(here, "..", "..", "src", "lookalike", "brands.toml"), "rb") as f:
+    catalogue = tomllib.load(f)["brand"]
+reg_dir = os.path.join(here, "regions")
+os.makedirs(reg_dir, exist_ok=True)
+by_region = {}
+for b in catalogue:
+    primary = (b["domains"] or b.get("subdomains", []))[0]
+    fz = dnstwist.Fuzzer(primary, tld_dictionary=TLDS)
+    fz.generate(fuzzers=VISUAL)
+    per = {}
+    for p in fz.permutations():
+        if p["fuzzer"] in VISUAL and p["domain"] != primary:
+            per.setdefault(p["fuzzer"], set()).add(p["domain"])
+    rows = by_region.setdefault(b["region"], [])
+    for kind in sorted(per):
+        doms = sorted(per[kind])
+        if len(doms) > PER_REGION_CAP:
+            doms = sorted(rng.sample(doms, PER_REGION_CAP))
+        rows.extend((d, b["name"]) for d in doms)
+for region, rows in sorted(by_region.items()):
+    with open(os.path.join(reg_dir, f"{region}.tsv"), "w") as f:
+        f.write(f"# dnstwist {dnstwist.__version__} visual fuzzers on the first domain of each "
+                f"'{region}' brand, at most {PER_REGION_CAP} per fuzzer (tests/eval/generate.py)\n")
+        for d, name in sorted(set(rows)):
+            f.write(f"{d}\t{name}\n")
+    print(region, len(rows))

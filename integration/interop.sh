@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Operations checks of the release binary (issue 8), after `cargo test`:
+#   integration/metrics.py  live Prometheus endpoint (prometheus_client's parser), JSON log
+#                           lines, SIGHUP reload counters; drives mail with examples/milter_load.rs
+#   integration/interop.py  every Authentication-Results we emit parsed by authres (RFC 8601),
+#                           delivered messages through integration/mime_check.py (Python email)
+#
+#   sudo bash integration/interop.sh      (SPOOFGUARD_BIN / MILTER_LOAD_BIN to use other builds)
+#
+# Installs its Debian packages when missing (root), builds target/release/spoofguard and the
+# milter_load example when missing. Ends with "N passed, N failed"; exit 1 on any failure.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3
+export PATH="$PATH:/usr/sbin:/sbin"
+
+need=()
+[[ -x $PY ]] || need+=(python3)
+"$PY" -c 'import dkim' 2>/dev/null || need+=(python3-dkim)
+"$PY" -c 'import nacl' 2>/dev/null || need+=(python3-nacl)
+"$PY" -c 'import authres' 2>/dev/null || need+=(python3-authres)
+"$PY" -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
+command -v nsd >/dev/null || need+=(nsd)
+command -v dknewkey >/dev/null || need+=(python3-dkim)
+if ((${#need[@]} > 0)); then
+    echo "installing: ${need[*]}"
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq </dev/null >/dev/null 2>&1 || true
+        apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >/dev/null 2>&1 || true
+    fi
+fi
+
+if [[ -z ${SPOOFGUARD_BIN:-} || -z ${MILTER_LOAD_BIN:-} ]]; then
+    # Two builds: the example needs dev-dependencies, whose features must not change the
+    # spoofguard binary that integration/run.sh and package.sh use.
+    (cd "$ROOT" && cargo build --release --locked --quiet --bin spoofguard &&
+        cargo build --release --locked --quiet --example milter_load) ||
+        { echo "cargo build --release failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+total_pass=0
+total_fail=0
+for script in metrics.py interop.py; do
+    echo "== integration/$script"
+    out=$(cd "$ROOT/integration" && "$PY" "$script" 2>&1)
+    rc=$?
+    echo "$out"
+    last=$(tail -n 1 <<<"$out")
+    if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        total_pass=$((total_pass + BASH_REMATCH[1]))
+        total_fail=$((total_fail + BASH_REMATCH[2]))
+    else
+        total_fail=$((total_fail + 1))
+    fi
+    ((rc == 0)) || [[ $total_fail -gt 0 ]] || total_fail=$((total_fail + 1))
+done
+echo "$total_pass passed, $total_fail failed"
+((total_fail == 0))
