@@ -29,17 +29,8 @@ import opslib as lib
 WORK = os.path.join(lib.ROOT, "integration/work/ops-interop")
 AUTHSERV = "mx.test"
 
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print("PASS", name)
-    else:
-        failed += 1
-        print("FAIL", name, detail)
+TALLY = lib.Tally()
+check = TALLY.check
 
 
 def run_check(cfg, files, ip, mail_from, helo="mail.sender.example", zone=None):
@@ -197,8 +188,7 @@ def main():
     broken = b"From: a@b.example\r\nSubject: =?utf-8?q?broken\r\nContent-Type: multipart/mixed\r\n\r\nx\r\n"
     check("mime_check_detects_defects", mime_check.check_message(broken) != [])
 
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return TALLY.finish()
 
 
 if __name__ == "__main__":

@@ -29,17 +29,8 @@ WORK = os.path.join(lib.ROOT, "integration/work/ops-metrics")
 LOG_FIELDS = ["queue_id", "client_ip", "from_domain", "spf", "dkim", "arc", "dmarc", "score",
               "decision", "dry_run", "reasons"]
 
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print("PASS", name)
-    else:
-        failed += 1
-        print("FAIL", name, detail)
+TALLY = lib.Tally()
+check = TALLY.check
 
 
 def scrape(port):
@@ -76,8 +67,7 @@ def main():
         run(procs)
     finally:
         procs.stop_all()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return TALLY.finish()
 
 
 def run(procs):

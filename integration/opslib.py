@@ -19,6 +19,25 @@ import dkim
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIGNED = [b"From", b"To", b"Subject", b"Date", b"Message-ID"]
 
+class Tally:
+    """PASS/FAIL lines and the closing "N passed, N failed" count of one script."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print("PASS", name)
+        else:
+            self.failed += 1
+            print("FAIL", name, detail)
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        return 1 if self.failed else 0
+
+
 # Addresses: documentation ranges only (RFC 5737).
 IP_SENDER = "192.0.2.10"
 IP_FOREIGN = "198.51.100.66"

@@ -401,7 +401,7 @@ impl Session {
     ) -> Result<Status, SessionError> {
         let config = &self.rt.config;
         warn!(queue_id, client_ip, why, "message too large to verify");
-        match config.milter.oversize_action {
+        let (decision, action, status) = match config.milter.oversize_action {
             OversizeAction::Accept => {
                 let reasons = [Reason {
                     code: "OVERSIZE".into(),
@@ -413,15 +413,7 @@ impl Session {
                     let sp = self.value_prefix();
                     add_score_headers(actions, sp, 0.0, Decision::Accept, &reasons).await?;
                 }
-                info!(
-                    queue_id,
-                    client_ip,
-                    decision = "accept",
-                    reason = "oversize",
-                    "message not judged"
-                );
-                metric::message("oversize", Action::Deliver);
-                Ok(Status::Continue)
+                ("accept", Action::Deliver, Status::Continue)
             }
             OversizeAction::Tempfail => {
                 reply.set_error_reply(
@@ -429,29 +421,22 @@ impl Session {
                     Some("4.3.4"),
                     ["Message too large to verify, try again later"],
                 )?;
-                info!(
-                    queue_id,
-                    client_ip,
-                    decision = "tempfail",
-                    reason = "oversize",
-                    "message not judged"
-                );
-                metric::message("oversize", Action::Tempfail);
-                Ok(Status::Tempfail)
+                ("tempfail", Action::Tempfail, Status::Tempfail)
             }
             OversizeAction::Reject => {
                 reply.set_error_reply("552", Some("5.3.4"), ["Message too large to verify"])?;
-                info!(
-                    queue_id,
-                    client_ip,
-                    decision = "reject",
-                    reason = "oversize",
-                    "message not judged"
-                );
-                metric::message("oversize", Action::Reject);
-                Ok(Status::Reject)
+                ("reject", Action::Reject, Status::Reject)
             }
-        }
+        };
+        info!(
+            queue_id,
+            client_ip,
+            decision,
+            reason = "oversize",
+            "message not judged"
+        );
+        metric::message("oversize", action);
+        Ok(status)
     }
 }
 
