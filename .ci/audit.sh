@@ -49,7 +49,7 @@ if ! { [ -x "$deny" ] && [ -x "$audit" ] && "$deny" --version | grep -qx "cargo-
     py=/usr/bin/python3
     [ -x "$py" ] || py=python3
     if ! "$py" -c 'import ensurepip' 2>/dev/null; then
-        apt-get install -y -q python3-venv >/dev/null
+        apt-get update -q >/dev/null && apt-get install -y -q python3-venv >/dev/null
     fi
     "$py" -m venv "$tools"
     cat >"$tmp/requirements.txt" <<EOF
