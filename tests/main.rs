@@ -11,3 +11,4 @@ mod impersonation;
 mod lookalike_eval;
 mod man;
 mod milter;
+mod protocol;

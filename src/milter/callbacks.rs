@@ -80,7 +80,10 @@ fn handle_negotiate(
         );
         return Status::Reject;
     }
-    cx.requested_actions |= needed;
+    // Implementation note: indymilter starts `requested_actions` as everything the MTA offers
+    // (body replacement, recipient and sender changes, ...), whatever its docs suggest. Ask
+    // for what we use and nothing more.
+    cx.requested_actions = needed;
     if actions.contains(Actions::QUARANTINE) {
         cx.requested_actions |= Actions::QUARANTINE;
         session.can_quarantine = true;

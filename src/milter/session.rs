@@ -95,6 +95,12 @@ impl Session {
     }
 
     pub fn init_connection(&mut self, ip: Option<IpAddr>) {
+        // After QUIT_NC the MTA reuses this milter connection for its next SMTP connection
+        // (CONNECT again, no new negotiation): nothing of the previous one may carry over,
+        // such as its HELO name when the next client sends none.
+        self.helo.clear();
+        self.authserv_id = None;
+        self.message = None;
         // An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) is IPv4 to SPF's
         // ip4: mechanisms (RFC 7208, section 5.6).
         let ip = ip.map(|ip| match ip {
