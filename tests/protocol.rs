@@ -24,6 +24,9 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// The largest packet indymilter reads: 1 MiB − 1 bytes of payload, plus the command byte.
 const MAX_PACKET_LEN: u32 = 1024 * 1024;
 
+/// Packets to send, and how many replies they get.
+type Packets = (Vec<u8>, usize);
+
 /// One packet: length (command byte + payload), command byte, payload.
 fn frame(cmd: u8, payload: &[u8]) -> Vec<u8> {
     let len = u32::try_from(payload.len() + 1).unwrap();
@@ -88,7 +91,7 @@ fn macros(stage: u8, payload: &[u8]) -> Vec<u8> {
 /// The packets of one message after the envelope (headers as the MTA sends them with
 /// SMFIP_HDR_LEADSPC, body in CRLF, end of message), and how many `Continue` replies come
 /// before the end-of-message replies.
-fn content(raw: &str) -> (Vec<u8>, usize) {
+fn content(raw: &str) -> Packets {
     let (headers, body) = split_message(raw);
     let mut out = Vec::new();
     for (name, value) in &headers {
@@ -102,7 +105,7 @@ fn content(raw: &str) -> (Vec<u8>, usize) {
 
 /// A whole transaction from MAIL on, and how many `Continue` replies come before the
 /// end-of-message replies.
-fn transaction(mail_from: &str, raw: &str) -> (Vec<u8>, usize) {
+fn transaction(mail_from: &str, raw: &str) -> Packets {
     let mut out = mail(mail_from);
     out.extend(rcpt());
     out.extend(frame(b'T', b""));
@@ -325,6 +328,11 @@ impl Bystander {
     /// is `signed()` under twenty trace fields (not signed, as a relay would add them), so
     /// that `step` can keep the session busy for a while.
     async fn start(milter: &Milter) -> Bystander {
+        Bystander::start_on(milter.connect().await).await
+    }
+
+    /// As `start`, on a connection opened elsewhere.
+    async fn start_on(mut conn: TestConnection) -> Bystander {
         let msg = signed();
         let mut traced = String::new();
         for i in 0..20 {
@@ -334,7 +342,6 @@ impl Bystander {
         }
         traced.push_str(&msg);
         let (headers, body) = split_message(&traced);
-        let mut conn = milter.connect().await;
         greet(&mut conn, &Envelope::default()).await;
         assert_eq!(
             conn.mail(["<alice@sender.example>"]).await.unwrap(),
@@ -512,7 +519,7 @@ async fn malformed_payloads_close_the_connection_without_a_reply() {
     bad_addr.extend_from_slice(&cstrs(&[b"not-an-address"]));
     let mut no_port = cstrs(&[b"client.example"]);
     no_port.push(b'6');
-    let cases: Vec<(&str, (Vec<u8>, usize), Vec<u8>)> = vec![
+    let cases: Vec<(&str, Packets, Vec<u8>)> = vec![
         (
             "header without NUL terminators",
             in_message(),
@@ -810,11 +817,11 @@ async fn disconnects_anywhere_free_the_session_and_nothing_else() {
         p.extend(frame(b'B', &body.as_bytes()[..10]));
         (p, n + headers.len() - 3 + 2)
     };
-    let in_a_packet = |(mut p, n): (Vec<u8>, usize)| {
+    let in_a_packet = |(mut p, n): Packets| {
         p.extend(&frame(b'B', body.as_bytes())[..12]);
         (p, n)
     };
-    let cases: Vec<(&str, (Vec<u8>, usize))> = vec![
+    let cases: Vec<(&str, Packets)> = vec![
         ("nothing sent", (Vec::new(), 0)),
         ("inside the length", (vec![0, 0], 0)),
         ("after MAIL", envelope()),
@@ -1103,4 +1110,121 @@ async fn a_packet_dribbled_slower_than_the_timeout_is_dropped() {
     wait_sessions(&milter, 1).await;
     by.finish().await;
     milter.shutdown().await;
+}
+
+/// Kills the child process it holds (by its handle) when dropped, also on a failed assert.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Accepting a connection can fail for reasons of its own, here EMFILE: the process is out of
+/// file descriptors, as under a flood with `max_connections` above `ulimit -n`. The milter
+/// keeps serving its open connections meanwhile and accepts again once descriptors are free.
+/// (indymilter alone ends the milter, with every open connection, on the first accept error.)
+/// Runs the binary, as the limit is per process, on a unix socket in a private directory.
+#[tokio::test]
+async fn running_out_of_file_descriptors_does_not_stop_the_milter() {
+    use std::process::{Command, Stdio};
+    use tokio::net::UnixStream;
+
+    let zone = spoofguard::auth::zone::Zone::parse(&zone_text()).unwrap();
+    let dns = spoofguard::auth::zone::ZoneServer::start(zone)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("sg-emfile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("milter.sock");
+    let toml = config("")
+        .replace(
+            "[milter]\n",
+            &format!("[milter]\nlisten = \"unix:{}\"\n", sock.display()),
+        )
+        .replace(
+            "[dns]\n",
+            &format!("[dns]\nnameservers = [\"{}\"]\n", dns.addr()),
+        );
+    let cfg = dir.join("milter.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let log_path = dir.join("log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    // About 12 descriptors are in use once it listens: room for some 28 connections.
+    let mut child = ChildGuard(
+        Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 40 && exec \"$0\" serve --config \"$1\"")
+            .arg(env!("CARGO_BIN_EXE_spoofguard"))
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let logged = |text: &str| std::fs::read_to_string(&log_path).unwrap().contains(text);
+    let start = Instant::now();
+    while !logged("spoofguard started") {
+        assert!(start.elapsed() < PATIENCE, "not started");
+        sleep(Duration::from_millis(20)).await;
+    }
+    let idle_fds = fds();
+    let open = || async {
+        TestConnection::configure()
+            .exact_leading_space(true)
+            .open_unix(&sock)
+            .await
+            .unwrap()
+    };
+    let mut by = Bystander::start_on(open().await).await;
+
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        let mut s = UnixStream::connect(&sock).await.unwrap();
+        // Errors are left to the asserts below: with the bug, the milter is gone.
+        let _ = s.write_all(&offer()).await;
+        flood.push(s);
+    }
+    let start = Instant::now();
+    while !logged("Too many open files") {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the flood did not exhaust descriptors"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    // Out of descriptors, the open connection is still served (indymilter alone has closed
+    // it by now, and exited).
+    assert!(by.step().await);
+    assert!(child.0.try_wait().unwrap().is_none(), "the milter exited");
+
+    // The flood goes away; the connections still in the backlog (fewer than the descriptors
+    // now free) are accepted and closed.
+    drop(flood);
+    let start = Instant::now();
+    while !logged("accepting connections again") || fds() > idle_fds + 1 {
+        assert!(start.elapsed() < PATIENCE, "{} descriptors in use", fds());
+        sleep(Duration::from_millis(20)).await;
+    }
+    by.finish().await;
+    let msg = signed();
+    let mut conn = open().await;
+    greet(&mut conn, &Envelope::default()).await;
+    let (actions, status) = transact(&mut conn, &Envelope::default(), &msg, false).await;
+    assert_eq!(status, Status::Continue);
+    assert_eq!(actions.actions, pass_actions(&b_tag(&msg)));
+    conn.close().await.unwrap();
+    assert!(child.0.try_wait().unwrap().is_none(), "the milter exited");
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
 }
