@@ -11,7 +11,9 @@ use crate::common::*;
 use indymilter::message::{self, reply::Reply};
 use indymilter::{Actions, MacroStage, ProtoOpts};
 use indymilter_test::{EomAction, Status, TestConnection};
+use spoofguard::milter::SharedRuntime;
 use std::ffi::CString;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -182,18 +184,18 @@ fn pass_actions(b: &str) -> Vec<EomAction> {
 /// shared slot (plus the clone taken here). The `spoofguard_connections_open` gauge lives and
 /// dies with the same session, so this counts what it counts, without a global recorder
 /// that the tests running in parallel would disturb.
-fn sessions(milter: &Milter) -> usize {
-    Arc::strong_count(&spoofguard::milter::current(&milter.shared)) - 2
+fn sessions(shared: &SharedRuntime) -> usize {
+    Arc::strong_count(&spoofguard::milter::current(shared)) - 2
 }
 
 /// Waits (at most `PATIENCE`) until exactly `n` sessions are alive.
-async fn wait_sessions(milter: &Milter, n: usize) {
+async fn wait_sessions(shared: &SharedRuntime, n: usize) {
     let start = Instant::now();
-    while sessions(milter) != n {
+    while sessions(shared) != n {
         assert!(
             start.elapsed() < PATIENCE,
             "{} sessions alive, expected {n}",
-            sessions(milter)
+            sessions(shared)
         );
         sleep(Duration::from_millis(10)).await;
     }
@@ -325,7 +327,7 @@ struct Bystander {
 
 impl Bystander {
     /// Negotiated, greeted, envelope and DATA sent, and the first header fields. The message
-    /// is `signed()` under twenty trace fields (not signed, as a relay would add them), so
+    /// is `signed()` under sixty trace fields (not signed, as a relay would add them), so
     /// that `step` can keep the session busy for a while.
     async fn start(milter: &Milter) -> Bystander {
         Bystander::start_on(milter.connect().await).await
@@ -335,7 +337,7 @@ impl Bystander {
     async fn start_on(mut conn: TestConnection) -> Bystander {
         let msg = signed();
         let mut traced = String::new();
-        for i in 0..20 {
+        for i in 0..60 {
             traced.push_str(&format!(
                 "Received: from relay{i}.example by mx.example; Mon, 23 Nov 2026 09:00:{i:02} +0000\r\n"
             ));
@@ -378,11 +380,17 @@ impl Bystander {
         true
     }
 
-    /// One header field every `interval` until none is left: a client slower than the idle
-    /// time-out in total, but never idle that long.
-    async fn dribble(&mut self, interval: Duration) {
-        while self.step().await {
-            sleep(interval).await;
+    /// Sends one header field every 200 ms until `until` completes, and returns its output:
+    /// a client busy for longer than the idle time-out in total, but never idle that long.
+    async fn busy_until<T>(&mut self, until: impl Future<Output = T>) -> T {
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                out = &mut until => return out,
+                () = sleep(Duration::from_millis(200)) => {
+                    assert!(self.step().await, "the bystander ran out of header fields");
+                }
+            }
         }
     }
 
@@ -417,7 +425,7 @@ impl Bystander {
 async fn oversized_zero_length_and_unknown_packets_close_only_their_connection() {
     let milter = Milter::spawn(&config("")).await;
     let by = Bystander::start(&milter).await;
-    wait_sessions(&milter, 1).await;
+    wait_sessions(&milter.shared, 1).await;
 
     // The largest packet indymilter reads (1 MiB − 1 bytes of payload) is answered.
     let mut raw = Raw::open(&milter).await;
@@ -479,7 +487,7 @@ async fn oversized_zero_length_and_unknown_packets_close_only_their_connection()
         raw.closed(&format!("command byte {}", packet[4])).await;
     }
 
-    wait_sessions(&milter, 1).await;
+    wait_sessions(&milter.shared, 1).await;
     by.finish().await;
     let mut raw = Raw::open(&milter).await;
     raw.greet("192.0.2.10").await;
@@ -493,7 +501,7 @@ async fn oversized_zero_length_and_unknown_packets_close_only_their_connection()
 async fn malformed_payloads_close_the_connection_without_a_reply() {
     let milter = Milter::spawn(&config("")).await;
     let by = Bystander::start(&milter).await;
-    wait_sessions(&milter, 1).await;
+    wait_sessions(&milter.shared, 1).await;
 
     // (case, the packets that reach the state and how many replies they get, the bad packet)
     let in_message = || {
@@ -601,7 +609,7 @@ async fn malformed_payloads_close_the_connection_without_a_reply() {
         raw.closed(&format!("negotiation {:?}", &packet[4..])).await;
     }
 
-    wait_sessions(&milter, 1).await;
+    wait_sessions(&milter.shared, 1).await;
     by.finish().await;
     milter.shutdown().await;
 }
@@ -701,7 +709,7 @@ async fn commands_out_of_order_are_ignored_without_a_reply() {
     raw.closed("QUIT").await;
 
     by.finish().await;
-    wait_sessions(&milter, 0).await;
+    wait_sessions(&milter.shared, 0).await;
     milter.shutdown().await;
 }
 
@@ -736,7 +744,7 @@ async fn end_of_message_without_a_message_is_tempfailed() {
     raw.closed("QUIT").await;
 
     by.finish().await;
-    wait_sessions(&milter, 0).await;
+    wait_sessions(&milter.shared, 0).await;
     milter.shutdown().await;
 }
 
@@ -787,7 +795,7 @@ async fn garbage_macros_are_ignored() {
 async fn disconnects_anywhere_free_the_session_and_nothing_else() {
     let milter = Milter::spawn(&config("")).await;
     let by = Bystander::start(&milter).await;
-    wait_sessions(&milter, 1).await;
+    wait_sessions(&milter.shared, 1).await;
 
     let msg = signed();
     let (headers, body) = split_message(&msg);
@@ -840,7 +848,7 @@ async fn disconnects_anywhere_free_the_session_and_nothing_else() {
             } else {
                 drop(raw);
             }
-            wait_sessions(&milter, 1).await;
+            wait_sessions(&milter.shared, 1).await;
         }
     }
 
@@ -850,10 +858,10 @@ async fn disconnects_anywhere_free_the_session_and_nothing_else() {
     let (message, _) = transaction("alice@sender.example", &msg);
     raw.send(&message).await;
     drop(raw);
-    wait_sessions(&milter, 1).await;
+    wait_sessions(&milter.shared, 1).await;
 
     by.finish().await;
-    wait_sessions(&milter, 0).await;
+    wait_sessions(&milter.shared, 0).await;
     let mut raw = Raw::open(&milter).await;
     raw.greet("192.0.2.10").await;
     raw.pass().await;
@@ -981,7 +989,7 @@ async fn connections_past_max_connections_wait_until_a_session_ends() {
         Milter::spawn(&config("").replace("[milter]\n", "[milter]\nmax_connections = 2\n")).await;
     let by = Bystander::start(&milter).await;
     let mut idle = Raw::open(&milter).await;
-    wait_sessions(&milter, 2).await;
+    wait_sessions(&milter.shared, 2).await;
 
     let mut waiting = Vec::new();
     for _ in 0..3 {
@@ -992,7 +1000,7 @@ async fn connections_past_max_connections_wait_until_a_session_ends() {
     for raw in &mut waiting {
         raw.silent_for(Duration::from_millis(500)).await;
     }
-    assert_eq!(sessions(&milter), 2);
+    assert_eq!(sessions(&milter.shared), 2);
 
     // The sessions already open are served as usual.
     idle.greet("192.0.2.10").await;
@@ -1041,19 +1049,22 @@ async fn idle_connections_are_closed_after_the_timeout() {
     mid_message.send(&rcpt()).await;
     mid_message.send(&header("Subject", " hello")).await;
     mid_message.continues(3).await;
-    wait_sessions(&milter, 3).await;
+    wait_sessions(&milter.shared, 3).await;
 
     let bounds = Duration::from_secs(timeout_secs) / 2..PATIENCE;
-    let (a, b, c, ()) = tokio::join!(
-        silent.closed("silent"),
-        negotiated.closed("negotiated"),
-        mid_message.closed("mid-message"),
-        by.dribble(Duration::from_millis(200)),
-    );
+    let (a, b, c) = by
+        .busy_until(async {
+            tokio::join!(
+                silent.closed("silent"),
+                negotiated.closed("negotiated"),
+                mid_message.closed("mid-message"),
+            )
+        })
+        .await;
     for (what, took) in [("silent", a), ("negotiated", b), ("mid-message", c)] {
         assert!(bounds.contains(&took), "{what} closed after {took:?}");
     }
-    wait_sessions(&milter, 1).await;
+    wait_sessions(&milter.shared, 1).await;
     let lasted = by.finish().await;
     // The bystander was busy for longer than the time-out in total and was not dropped.
     assert!(lasted > Duration::from_secs(timeout_secs), "{lasted:?}");
@@ -1101,13 +1112,13 @@ async fn a_packet_dribbled_slower_than_the_timeout_is_dropped() {
             }
         }
     };
-    let ((took, sent), ()) = tokio::join!(dribble, by.dribble(Duration::from_millis(200)));
+    let (took, sent) = by.busy_until(dribble).await;
     assert!(
         (Duration::from_secs(timeout_secs) / 2..PATIENCE).contains(&took),
         "closed after {took:?}"
     );
     assert!(sent < packet.len(), "the whole packet was sent");
-    wait_sessions(&milter, 1).await;
+    wait_sessions(&milter.shared, 1).await;
     by.finish().await;
     milter.shutdown().await;
 }
@@ -1227,4 +1238,117 @@ async fn running_out_of_file_descriptors_does_not_stop_the_milter() {
     assert!(child.0.try_wait().unwrap().is_none(), "the milter exited");
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The in-process milter on a unix socket in a private directory (`Milter` listens on TCP).
+/// A client that does not read fills a unix socket's buffer (about 200 KiB) much sooner than
+/// a loopback TCP connection's (megabytes).
+struct UnixMilter {
+    path: std::path::PathBuf,
+    shared: SharedRuntime,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dns: spoofguard::auth::zone::ZoneServer,
+}
+
+impl UnixMilter {
+    async fn spawn(toml: &str, name: &str) -> UnixMilter {
+        let zone = spoofguard::auth::zone::Zone::parse(&zone_text()).unwrap();
+        let dns = spoofguard::auth::zone::ZoneServer::start(zone)
+            .await
+            .unwrap();
+        let mut config =
+            spoofguard::config::Config::from_toml(toml, std::path::Path::new("test.toml")).unwrap();
+        config.dns.nameservers = vec![dns.addr()];
+        let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("milter.sock");
+        let listener =
+            indymilter::EitherListener::Unix(tokio::net::UnixListener::bind(&path).unwrap());
+        let rt = spoofguard::evaluate::Runtime::build(config, None).unwrap();
+        let shared: SharedRuntime = Arc::new(std::sync::RwLock::new(Arc::new(rt)));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(spoofguard::milter::serve(
+            listener,
+            shared.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        UnixMilter {
+            path,
+            shared,
+            shutdown: Some(tx),
+            handle: Some(handle),
+            _dns: dns,
+        }
+    }
+
+    async fn connect(&self) -> TestConnection {
+        TestConnection::configure()
+            .exact_leading_space(true)
+            .open_unix(&self.path)
+            .await
+            .unwrap()
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A client that sends commands but never reads the replies: once the milter's writes stall
+/// for the time-out, its session ends and the socket is closed (indymilter alone would keep
+/// the socket and a task for it as long as the client stays, flushing into a full buffer).
+#[tokio::test]
+async fn a_client_that_never_reads_its_replies_is_dropped() {
+    use tokio::net::UnixStream;
+    let milter = UnixMilter::spawn(
+        &config("").replace("[milter]\n", "[milter]\nconnection_timeout_secs = 2\n"),
+        "stall",
+    )
+    .await;
+    let mut by = Bystander::start_on(milter.connect().await).await;
+
+    let mut stream = UnixStream::connect(&milter.path).await.unwrap();
+    stream.write_all(&offer()).await.unwrap();
+    let reply = timeout(PATIENCE, message::read(&mut stream)).await.unwrap();
+    assert_our_optneg(&Reply::parse_reply(reply.unwrap()).unwrap(), 6);
+    stream.write_all(&conninfo("192.0.2.10")).await.unwrap();
+    stream
+        .write_all(&helo("mail.sender.example"))
+        .await
+        .unwrap();
+    // UNKNOWN commands, each answered with Continue, a thousand at a time.
+    let batch = frame(b'U', &cstrs(&[b"VRFY bob"])).repeat(1000);
+    let flood = async {
+        let mut sent = 0;
+        loop {
+            match timeout(PATIENCE, stream.write_all(&batch)).await {
+                Ok(Ok(())) => sent += 1000,
+                Ok(Err(e)) => return (e, sent),
+                Err(_) => panic!("after {sent} commands the connection is neither read nor closed"),
+            }
+        }
+    };
+    let (err, sent) = by.busy_until(flood).await;
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        "after {sent} commands: {err}"
+    );
+    wait_sessions(&milter.shared, 1).await;
+    by.finish().await;
+    milter.shutdown().await;
 }

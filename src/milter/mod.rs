@@ -2,6 +2,7 @@
 //! Only this module imports indymilter.
 
 mod callbacks;
+mod guard;
 pub mod session;
 
 use crate::config::ListenSpec;
@@ -11,11 +12,8 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::task::{Context, Poll};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
-use tokio::time::Sleep;
-use tracing::{debug, error, info};
 
 pub use callbacks::make_callbacks;
 
@@ -49,59 +47,6 @@ impl Listener for NoDelayListener {
 
 /// A bound milter socket.
 pub type MilterListener = EitherListener<NoDelayListener, UnixListener>;
-
-/// How long to wait before accepting again after an error such as EMFILE.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-
-/// A listener whose accept errors are waited out instead of returned.
-///
-/// Implementation note: indymilter's accept loop ends the whole milter, with every open
-/// connection, on the first accept error. Such errors are transient: a client gone before it
-/// was accepted (ECONNABORTED), or no file descriptor left (EMFILE, ENFILE) until some
-/// connection closes. Tested by `running_out_of_file_descriptors_does_not_stop_the_milter`.
-struct AcceptRetry<L> {
-    inner: L,
-    pause: Option<Pin<Box<Sleep>>>,
-    failing: bool,
-}
-
-impl<L: Listener> Listener for AcceptRetry<L> {
-    type Io = L::Io;
-
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<L::Io>> {
-        loop {
-            if let Some(pause) = &mut self.pause {
-                ready!(pause.as_mut().poll(cx));
-                self.pause = None;
-            }
-            match ready!(self.inner.poll_accept(cx)) {
-                Ok(io) => {
-                    if std::mem::take(&mut self.failing) {
-                        info!("accepting connections again");
-                    }
-                    return Poll::Ready(Ok(io));
-                }
-                // That one connection is gone; the next may be waiting already.
-                Err(e) if is_per_connection(&e) => debug!(error = %e, "accept failed"),
-                Err(e) => {
-                    if !std::mem::replace(&mut self.failing, true) {
-                        error!(error = %e, "cannot accept connections, retrying every 100 ms");
-                    }
-                    self.pause = Some(Box::pin(tokio::time::sleep(ACCEPT_PAUSE)));
-                }
-            }
-        }
-    }
-}
-
-fn is_per_connection(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
-}
 
 /// Binds the socket in `spec`. A stale unix socket file is replaced; `mode` is applied to it.
 pub async fn bind(spec: &ListenSpec, mode: u32) -> io::Result<MilterListener> {
@@ -142,11 +87,7 @@ pub async fn serve(
     };
     drop(rt);
     let callbacks = make_callbacks(shared);
-    let listener = AcceptRetry {
-        inner: listener,
-        pause: None,
-        failing: false,
-    };
+    let listener = guard::GuardedListener::new(listener, config.connection_timeout);
     indymilter::run(
         listener,
         callbacks,
@@ -154,45 +95,4 @@ pub async fn serve(
         Box::pin(shutdown) as Pin<Box<_>>,
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::VecDeque;
-    use tokio::io::DuplexStream;
-
-    /// Hands out the queued results, then nothing.
-    struct Scripted(VecDeque<io::Result<DuplexStream>>);
-
-    impl Listener for Scripted {
-        type Io = DuplexStream;
-
-        fn poll_accept(&mut self, _: &mut Context<'_>) -> Poll<io::Result<DuplexStream>> {
-            self.0.pop_front().map_or(Poll::Pending, Poll::Ready)
-        }
-    }
-
-    #[tokio::test]
-    async fn accept_errors_are_waited_out() {
-        let (stream, _peer) = tokio::io::duplex(8);
-        let script = [
-            Err(io::Error::from_raw_os_error(24)), // EMFILE
-            Err(io::ErrorKind::ConnectionAborted.into()),
-            Err(io::Error::from_raw_os_error(23)), // ENFILE
-            Ok(stream),
-        ];
-        let mut listener = AcceptRetry {
-            inner: Scripted(script.into_iter().collect()),
-            pause: None,
-            failing: false,
-        };
-        let start = tokio::time::Instant::now();
-        let accepted = listener.accept().await;
-        assert!(accepted.is_ok());
-        // Two pauses, none for the aborted connection.
-        let took = start.elapsed();
-        assert!(took >= ACCEPT_PAUSE * 2, "{took:?}");
-        assert!(!listener.failing);
-    }
 }
