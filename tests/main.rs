@@ -8,6 +8,7 @@ mod arc;
 mod cli;
 mod dns_faults;
 mod impersonation;
+mod limits;
 mod lookalike_eval;
 mod man;
 mod milter;
