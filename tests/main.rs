@@ -7,6 +7,7 @@ mod common;
 mod arc;
 mod cli;
 mod dns_faults;
+mod header_safety;
 mod impersonation;
 mod limits;
 mod lookalike_eval;

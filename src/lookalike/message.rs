@@ -257,7 +257,7 @@ pub fn check(facts: &MessageFacts, auth: &AuthContext, cat: &Catalogue) -> Vec<F
         out.push(Finding {
             code: "LINK_LOOKALIKE",
             detail: ascii_detail(&format!(
-                "{} ({lookalikes} lookalike link domains)",
+                "{}, {lookalikes} lookalike link domains",
                 w.detail
             )),
             brand: w.brand,
