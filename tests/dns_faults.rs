@@ -11,6 +11,17 @@ fn msg_from(domain: &str) -> String {
     eml("plain.eml").replace("alice@sender.example", &format!("alice@{domain}"))
 }
 
+/// An Authentication-Results value without the `header.b=` tokens (signatures differ per run).
+fn without_b(ar: &str) -> String {
+    let mut out = ar.to_owned();
+    while let Some(start) = out.find(" header.b=") {
+        let rest = &out[start + 1..];
+        let len = rest.find([';', ' ', '\n']).unwrap_or(rest.len());
+        out.replace_range(start..start + 1 + len, "");
+    }
+    out
+}
+
 fn env_for<'a>(ip: &'a str, mail_from: &'a str) -> Envelope<'a> {
     Envelope {
         ip,
@@ -173,4 +184,57 @@ async fn a_slow_dns_server_does_not_hold_up_other_connections() {
         "slow path took {slow:?}"
     );
     assert!(fast < slow, "fast {fast:?} waited for slow {slow:?}");
+}
+
+#[tokio::test]
+async fn nxdomain_everywhere_is_none_not_an_error() {
+    // nowhere.example does not exist: no SPF record, no DMARC record, no DKIM key. These are
+    // answers, not failures: spf=none, dmarc=none, dkim=permerror for the keyless signature,
+    // and the message is delivered (NO_AUTH), never tempfailed.
+    let milter = Milter::spawn(&config("")).await;
+    let msg = sign(&msg_from("nowhere.example"), "nowhere.example", "s1", true);
+    let env = env_for("192.0.2.10", "alice@nowhere.example");
+    let (actions, status) = send(&milter, &env, &msg, false).await;
+    assert_eq!(status, Status::Continue);
+    assert_eq!(
+        without_b(&added(&actions, "Authentication-Results").unwrap()),
+        "mx.spoofguard.test;\n\tspf=none smtp.mailfrom=alice@nowhere.example;\n\t\
+         dkim=permerror (no key for signature) header.d=nowhere.example header.s=s1 header.a=ed25519-sha256;\n\t\
+         arc=none;\n\tdmarc=none header.from=nowhere.example"
+    );
+    assert_eq!(
+        added(&actions, "X-Spoofguard-Reasons").unwrap(),
+        "NO_AUTH=+1.0"
+    );
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn forty_dkim_signatures_cost_five_verifications() {
+    let mut msg = eml("plain.eml");
+    for i in 0..40 {
+        msg = sign(
+            &msg,
+            "sender.example",
+            if i == 39 { "ed" } else { "nokey" },
+            true,
+        );
+    }
+    let milter = Milter::spawn(&config("")).await;
+    let (actions, status) = send(&milter, &Envelope::default(), &msg, false).await;
+    assert_eq!(status, Status::Continue);
+    // The newest five (on top) are verified, the valid one among them; the other 35 are not.
+    let ar = without_b(&added(&actions, "Authentication-Results").unwrap());
+    let nokey = "\n\tdkim=permerror (no key for signature) header.d=sender.example header.s=nokey \
+                 header.a=ed25519-sha256;";
+    assert_eq!(
+        ar,
+        format!(
+            "mx.spoofguard.test;\n\tspf=pass smtp.mailfrom=alice@sender.example;\n\t\
+             dkim=pass header.d=sender.example header.s=ed header.a=ed25519-sha256;{}\n\t\
+             arc=none;\n\tdmarc=pass (p=reject dis=none) header.from=sender.example",
+            nokey.repeat(4)
+        )
+    );
+    milter.shutdown().await;
 }
