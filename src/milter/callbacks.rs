@@ -210,6 +210,12 @@ async fn handle_eom(cx: &mut EomContext<Session>) -> Status {
         Err(e) => {
             let status = session.error_status();
             error!(queue_id = queue_id.as_deref().unwrap_or("NONE"), error = %e, ?status, "cannot finish message");
+            let action = match status {
+                Status::Tempfail => metric::Action::Tempfail,
+                Status::Reject => metric::Action::Reject,
+                _ => metric::Action::Deliver,
+            };
+            metric::message("error", action);
             status
         }
     }

@@ -26,6 +26,46 @@ pub enum SessionError {
     Reply(#[from] indymilter::SmtpReplyError),
     #[error("no message in progress")]
     NoMessage,
+    #[error("evaluation failed: {0}")]
+    Evaluation(String),
+}
+
+/// Why [`run_isolated`] has no result.
+#[derive(Debug, PartialEq)]
+pub enum Isolated {
+    /// The deadline passed; the task was cancelled.
+    TimedOut,
+    /// The task panicked (the panic message, if it was a string).
+    Panicked(String),
+}
+
+/// Runs `fut` as its own task with a deadline: a panic inside it (a bug in a parser, say)
+/// becomes an error for this one message instead of dropping the MTA's connection, and a
+/// task past its deadline is cancelled, not left running.
+pub async fn run_isolated<T: Send + 'static>(
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+    limit: std::time::Duration,
+) -> Result<T, Isolated> {
+    let task = tokio::spawn(fut);
+    let abort = task.abort_handle();
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            let what = match e.try_into_panic() {
+                Ok(payload) => payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into()),
+                Err(e) => e.to_string(),
+            };
+            Err(Isolated::Panicked(what))
+        }
+        Err(_) => {
+            abort.abort();
+            Err(Isolated::TimedOut)
+        }
+    }
 }
 
 /// State of one MTA connection.
@@ -329,7 +369,7 @@ impl Session {
         queue_id: Option<&str>,
         authserv_id: &str,
     ) -> Result<Status, SessionError> {
-        let m = self.message.take().ok_or(SessionError::NoMessage)?;
+        let mut m = self.message.take().ok_or(SessionError::NoMessage)?;
         let queue_id = queue_id.filter(|q| !q.is_empty()).unwrap_or("NONE");
         let client_ip = self
             .client_ip
@@ -373,9 +413,20 @@ impl Session {
             queue_id: queue_id.to_owned(),
         };
         let limit = config.milter.evaluation_timeout;
-        let judged = evaluate::evaluate(&self.rt, authserv_id, &envelope, &m.raw);
-        let Ok(eval) = tokio::time::timeout(limit, judged).await else {
-            return self.finish_timed_out(reply, queue_id, &client_ip, limit.as_secs());
+        let (rt, id, raw) = (
+            self.rt.clone(),
+            authserv_id.to_owned(),
+            std::mem::take(&mut m.raw),
+        );
+        let judged = async move { evaluate::evaluate(&rt, &id, &envelope, &raw).await };
+        let eval = match run_isolated(judged, limit).await {
+            Ok(eval) => eval,
+            Err(Isolated::TimedOut) => {
+                return self.finish_timed_out(reply, queue_id, &client_ip, limit.as_secs());
+            }
+            Err(Isolated::Panicked(what)) => {
+                return Err(SessionError::Evaluation(format!("panicked: {what}")));
+            }
         };
         let dry_run = config.milter.dry_run;
         log_evaluation(&eval, queue_id, &client_ip, dry_run);
@@ -644,6 +695,47 @@ fn log_evaluation(eval: &Evaluation, queue_id: &str, client_ip: &str, dry_run: b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn run_isolated_turns_panics_and_deadlines_into_errors() {
+        use std::time::Duration;
+        let ok = run_isolated(async { 7 }, Duration::from_secs(5)).await;
+        assert_eq!(ok, Ok(7));
+        let panicked = run_isolated(
+            async {
+                let v: Vec<u8> = Vec::new();
+                #[allow(clippy::indexing_slicing)]
+                v[3]
+            },
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(
+            panicked,
+            Err(Isolated::Panicked(
+                "index out of bounds: the len is 0 but the index is 3".into()
+            ))
+        );
+        let dropped = std::sync::Arc::new(());
+        let held = dropped.clone();
+        let slow = run_isolated(
+            async move {
+                let _held = held;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            },
+            Duration::from_millis(50),
+        )
+        .await;
+        assert_eq!(slow, Err(Isolated::TimedOut));
+        // The cancelled task is gone: it no longer holds its clone.
+        for _ in 0..100 {
+            if std::sync::Arc::strong_count(&dropped) == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(std::sync::Arc::strong_count(&dropped), 1);
+    }
 
     #[test]
     fn recipients_past_the_limit_are_not_recorded() {
