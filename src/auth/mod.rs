@@ -251,7 +251,7 @@ pub async fn verify(
                 .await;
             // RFC 7208, section 4.6.4: over two void lookups is a permerror. DMARC gets the
             // changed output too, so SPF no longer counts towards its alignment.
-            if voids.exceeded(auth, ip).await {
+            if voids.exceeded(auth, ip, out.result()).await {
                 spf_comment = Some("too many void lookups".to_owned());
                 Some(out.with_result(SpfResult::PermError))
             } else {

@@ -11,12 +11,13 @@
 //! query in the log belongs to a term evaluated before the result was decided (the `exp=`
 //! explanation, looked up after, is TXT and not logged).
 //!
-//! What is counted, as pyspf (RFC 7208's reference implementation) does: every void answer to
-//! an A, AAAA, MX or PTR query: `a`, `mx` and the addresses of its exchanges, `ptr` and the
-//! addresses of its names, `exists`, and the PTR query of the `%{p}` macro. TXT is not
-//! counted: the domain's own record lookup is not a term, an `include:` or `redirect=`
-//! target without a record is a permerror already (section 5.2 and 6.1), and `exp=` is not
-//! part of the evaluation. A lookup answered from the cache counts like a query.
+//! What is counted, as pyspf (RFC 7208's reference implementation) counts it: every void
+//! answer to an A, AAAA, MX or PTR query, across `include:`: `a`, `mx` and the addresses of
+//! its exchanges, `ptr` and the addresses of its names, `exists`, and the PTR query of the
+//! `%{p}` macro. A lookup answered from the cache counts like a query. TXT lookups are left
+//! out, which changes no result: the domain's own record is not a term (none gives `none`),
+//! an `include:` or `redirect=` target without a record is a permerror already (sections 5.2
+//! and 6.1), and `exp=` is not part of the evaluation (section 6.2).
 //!
 //! Two answers never reach the caches: mail-auth does not store a negative answer without a
 //! usable negative TTL (no SOA, or TTL 0), nor the outcome of an `exists` query. For those the
@@ -30,7 +31,7 @@
 use super::dns::{Caches, TtlCache};
 use mail_auth::{
     DnsCache, DnsError, Error, MessageAuthenticator, Mx, Negative, RecordSet, ResolverCache,
-    TxtRecord,
+    SpfResult, TxtRecord,
 };
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
@@ -182,21 +183,35 @@ impl VoidLookups {
         lock(&self.events).clone()
     }
 
-    /// Whether the evaluation made more than [`MAX_VOID_LOOKUPS`] void lookups. Lookups whose
-    /// answer was not stored are asked again only while they could change the answer.
-    pub async fn exceeded(&self, auth: &MessageAuthenticator, client_ip: IpAddr) -> bool {
-        let lookups = lookups(&self.events());
+    /// Whether the evaluation, which ended with `result`, made more than [`MAX_VOID_LOOKUPS`]
+    /// void lookups. Lookups whose answer was not stored are asked again, in order, only
+    /// while they could change the answer.
+    pub async fn exceeded(
+        &self,
+        auth: &MessageAuthenticator,
+        client_ip: IpAddr,
+        result: SpfResult,
+    ) -> bool {
+        let mut lookups = lookups(&self.events());
+        // mail-auth stops at the lookup that failed, so a temperror's last lookup is usually
+        // that failure (a time-out, say): asking it again would only wait once more. When the
+        // failure was a TXT lookup this skips a lookup that may have been void, which can
+        // leave a temperror that should be a permerror, never the reverse.
+        if result == SpfResult::TempError && matches!(lookups.last(), Some(Outcome::Unknown(_))) {
+            lookups.pop();
+        }
         let mut voids = lookups.iter().filter(|o| **o == Outcome::Void).count();
-        let mut unknown: Vec<&Query> = lookups
+        let unknown: Vec<&Query> = lookups
             .iter()
             .filter_map(|o| match o {
                 Outcome::Unknown(q) => Some(q),
                 _ => None,
             })
             .collect();
-        unknown.reverse();
-        while voids <= MAX_VOID_LOOKUPS && voids + unknown.len() > MAX_VOID_LOOKUPS {
-            let Some(query) = unknown.pop() else { break };
+        for (asked, query) in unknown.iter().enumerate() {
+            if voids > MAX_VOID_LOOKUPS || voids + (unknown.len() - asked) <= MAX_VOID_LOOKUPS {
+                break;
+            }
             if is_void(auth, query, client_ip).await {
                 voids += 1;
             }
@@ -554,12 +569,56 @@ mod tests {
             vec![Outcome::Void, Outcome::Data, Outcome::Void, Outcome::Data]
         );
         // Two voids: at the limit, not over it; no query needed to say so.
-        assert!(!voids.exceeded(&auth, "192.0.2.9".parse().unwrap()).await);
-        assert!(
+        let ip = "192.0.2.9".parse().unwrap();
+        assert!(!voids.exceeded(&auth, ip, SpfResult::Pass).await);
+        assert_eq!(
             auth.exists("nx.example", caches.ipv4(), caches.ipv6())
-                .await
-                == Ok(false)
+                .await,
+            Ok(false)
         );
-        assert!(voids.exceeded(&auth, "192.0.2.9".parse().unwrap()).await);
+        assert!(voids.exceeded(&auth, ip, SpfResult::Pass).await);
+    }
+
+    // Lookups that never reached the cache are asked again; a temperror's last one is not.
+    #[tokio::test]
+    async fn unstored_lookups_are_asked_again_unless_they_ended_a_temperror() {
+        use crate::auth::zone::{Zone, ZoneServer};
+        use crate::config::DnsSettings;
+        let server = ZoneServer::start(Zone::parse("host.test. IN A 192.0.2.1\n").unwrap())
+            .await
+            .unwrap();
+        let auth = crate::auth::build_authenticator(&DnsSettings {
+            nameservers: vec![server.addr()],
+            timeout: Duration::from_secs(1),
+            attempts: 1,
+            cache_entries: 10,
+        })
+        .unwrap();
+        let ip = "192.0.2.9".parse().unwrap();
+        let log = |last: Event| VoidLookups {
+            events: Mutex::new(vec![
+                get(Table::Ipv4, "nx1.test.", Seen::Void),
+                get(Table::Ipv4, "nx2.test.", Seen::Void),
+                last,
+            ]),
+        };
+        // An A query answered NXDOMAIN but not stored, an exists query: both void.
+        let a = get(Table::Ipv4, "nx3.test.", Seen::Miss);
+        assert!(log(a.clone()).exceeded(&auth, ip, SpfResult::Pass).await);
+        let exists = [
+            get(Table::Ipv4, "nx1.test.", Seen::Void),
+            get(Table::Ipv4, "nx2.test.", Seen::Void),
+            get(Table::Ipv4, "nx3.test.", Seen::Miss),
+            get(Table::Ipv6, "nx3.test.", Seen::Miss),
+        ];
+        let voids = VoidLookups {
+            events: Mutex::new(exists.to_vec()),
+        };
+        assert!(voids.exceeded(&auth, ip, SpfResult::Pass).await);
+        // The same name with addresses is not void.
+        let host = get(Table::Ipv4, "host.test.", Seen::Miss);
+        assert!(!log(host).exceeded(&auth, ip, SpfResult::Neutral).await);
+        // After a temperror the last lookup is taken for the one that failed.
+        assert!(!log(a).exceeded(&auth, ip, SpfResult::TempError).await);
     }
 }
