@@ -333,6 +333,7 @@ fn unreachable_verdicts(smtp: &SmtpIdentity<'_>) -> AuthVerdicts {
             result: AuthResult::None,
             identity: SpfIdentity::Helo(smtp.helo.to_owned()),
             domain: smtp.helo.to_owned(),
+            comment: None,
         },
         dkim: Vec::new(),
         arc: ArcVerdict {

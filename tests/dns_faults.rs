@@ -142,8 +142,133 @@ async fn spf_over_ten_lookups_is_permerror() {
         ar.contains("spf=permerror smtp.mailfrom=alice@spf11.example"),
         "{ar}"
     );
-    // Implementation note: RFC 7208's void-lookup limit (section 4.6.4, a SHOULD) is not
-    // enforced by mail-auth 0.15; see docs/security.md. Only the 10-lookup MUST is tested.
+    milter.shutdown().await;
+}
+
+/// The SPF part of the Authentication-Results header (its first method).
+fn spf_part(actions: &indymilter_test::EomActions) -> String {
+    let ar = added(actions, "Authentication-Results").unwrap();
+    ar.split(";\n\t").nth(1).unwrap().to_owned()
+}
+
+fn over_void_limit(domain: &str) -> String {
+    format!("spf=permerror (too many void lookups) smtp.mailfrom=alice@{domain}")
+}
+
+// RFC 7208, section 4.6.4: more than two void lookups (NXDOMAIN or NODATA) is a permerror.
+// Each record ends in an ip4: that matches, so without the limit every one would pass.
+
+#[tokio::test]
+async fn spf_over_two_void_lookups_is_permerror_and_fails_dmarc() {
+    let milter = Milter::spawn(&config("")).await;
+    // a:, exists:, a: on names that do not exist, then the matching ip4:.
+    let env = env_for("192.0.2.80", "alice@void3.example");
+    let (actions, status) = send(&milter, &env, &msg_from("void3.example"), false).await;
+    assert_eq!(status, Status::Continue);
+    assert!(actions.has_quarantine("DMARC policy of void3.example is quarantine"));
+    assert_eq!(
+        added(&actions, "Authentication-Results").unwrap(),
+        format!(
+            "{AUTHSERV_ID};\n\tspf=permerror (too many void lookups) smtp.mailfrom=alice@void3.example;\n\t\
+             dkim=none;\n\tarc=none;\n\tdmarc=fail (p=quarantine dis=quarantine) header.from=void3.example"
+        )
+    );
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_with_two_void_lookups_passes() {
+    let milter = Milter::spawn(&config("")).await;
+    let env = env_for("192.0.2.80", "alice@void2.example");
+    let (actions, status) = send(&milter, &env, &msg_from("void2.example"), false).await;
+    assert_eq!(status, Status::Continue);
+    assert_eq!(
+        added(&actions, "Authentication-Results").unwrap(),
+        format!(
+            "{AUTHSERV_ID};\n\tspf=pass smtp.mailfrom=alice@void2.example;\n\t\
+             dkim=none;\n\tarc=none;\n\tdmarc=pass (p=quarantine dis=none) header.from=void2.example"
+        )
+    );
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_nodata_answer_is_a_void_lookup() {
+    let milter = Milter::spawn(&config("")).await;
+    // Two NXDOMAIN names, then host.voidnodata.example, which has an AAAA record but no A.
+    let env = env_for("192.0.2.80", "alice@voidnodata.example");
+    let (actions, _) = send(&milter, &env, &msg_from("voidnodata.example"), false).await;
+    assert_eq!(spf_part(&actions), over_void_limit("voidnodata.example"));
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_void_lookups_answered_from_the_cache_count() {
+    use mail_auth::ResolverCache;
+    let milter = Milter::spawn(&config("")).await;
+    let env = env_for("192.0.2.80", "alice@voidcache.example");
+    let (actions, _) = send(&milter, &env, &msg_from("voidcache.example"), false).await;
+    assert_eq!(spf_part(&actions), over_void_limit("voidcache.example"));
+    // The three negative answers are cached now, so the second message's a: lookups are all
+    // cache hits.
+    let caches = milter.shared.read().unwrap().caches.clone();
+    for name in [
+        "nx1.voidcache.example.",
+        "nx2.voidcache.example.",
+        "nx3.voidcache.example.",
+    ] {
+        assert!(
+            matches!(caches.ipv4.get::<str>(name), Some(Err(_))),
+            "{name} not cached as negative"
+        );
+    }
+    let (actions, _) = send(&milter, &env, &msg_from("voidcache.example"), false).await;
+    assert_eq!(spf_part(&actions), over_void_limit("voidcache.example"));
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_explanation_lookup_is_not_a_void_lookup() {
+    use mail_auth::ResolverCache;
+    let milter = Milter::spawn(&config("")).await;
+    // Two void lookups, then -all: a fail, whose exp= explanation name does not exist either.
+    // That lookup comes after evaluation (RFC 7208, section 6.2), so the result stays fail.
+    let env = env_for("192.0.2.81", "alice@voidexp.example");
+    let (actions, _) = send(&milter, &env, &msg_from("voidexp.example"), false).await;
+    assert_eq!(
+        spf_part(&actions),
+        "spf=fail smtp.mailfrom=alice@voidexp.example"
+    );
+    // The explanation was looked up, through the caches SPF was given.
+    let caches = milter.shared.read().unwrap().caches.clone();
+    assert!(caches.txt.get::<str>("nx3.voidexp.example.").is_some());
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_void_lookups_inside_an_include_count() {
+    let milter = Milter::spawn(&config("")).await;
+    // One void lookup in the record, two in the included one (which ends in -all, so the
+    // include does not match and evaluation goes on to ip4:).
+    let env = env_for("192.0.2.80", "alice@voidinc.example");
+    let (actions, _) = send(&milter, &env, &msg_from("voidinc.example"), false).await;
+    assert_eq!(spf_part(&actions), over_void_limit("voidinc.example"));
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_void_lookups_without_a_negative_ttl_count() {
+    use mail_auth::ResolverCache;
+    // Negative answers without an SOA are not cached by mail-auth, so they never reach our
+    // cache: they are asked again.
+    let milter = Milter::spawn_with(&config(""), |z| z.no_soa("voidnosoa.example.")).await;
+    let env = env_for("192.0.2.80", "alice@voidnosoa.example");
+    for _ in 0..2 {
+        let (actions, _) = send(&milter, &env, &msg_from("voidnosoa.example"), false).await;
+        assert_eq!(spf_part(&actions), over_void_limit("voidnosoa.example"));
+    }
+    let caches = milter.shared.read().unwrap().caches.clone();
+    assert!(caches.ipv4.get::<str>("nx1.voidnosoa.example.").is_none());
     milter.shutdown().await;
 }
 
