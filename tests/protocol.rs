@@ -2,7 +2,7 @@
 //! out of order, disconnects, abort then continue, QUIT_NC, floods past `max_connections`, and
 //! idle or slow clients past `connection_timeout_secs`.
 //!
-//! Where indymilter-test cannot express the abuse, raw packets go over a plain TCP socket: a
+//! Where indymilter-test cannot express the abuse, raw packets go over a plain socket: a
 //! 4-byte big-endian length (of the command byte and payload), the command byte, the payload.
 //! Every test keeps another connection (a `Bystander`) in the middle of a message while the
 //! abuse happens, and checks that it then completes with exactly the expected result.
