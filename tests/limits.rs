@@ -250,3 +250,22 @@ fn limit_keys_are_checked() {
         assert!(err.contains(expected), "{toml}: {err}");
     }
 }
+
+#[tokio::test]
+async fn more_forged_headers_than_can_be_deleted_are_refused() {
+    // Up to MAX_FORGED (1000) forged copies are deleted; past that some would reach the
+    // mailbox, so the message is refused instead.
+    let milter = Milter::spawn(&config("")).await;
+    let mut msg = String::new();
+    for _ in 0..=spoofguard::milter::session::MAX_FORGED {
+        msg.push_str("X-Spoofguard-Verdict: accept\n");
+    }
+    msg.push_str(&eml("plain.eml"));
+    let (actions, status) = send(&milter, &Envelope::default(), &msg, false).await;
+    assert_eq!(
+        reply(&status),
+        "550 5.7.1 Too many forged authentication headers"
+    );
+    assert!(actions.actions.is_empty());
+    milter.shutdown().await;
+}

@@ -212,7 +212,13 @@ async fn handle_eom(cx: &mut EomContext<Session>) -> Status {
         Ok(status) => status,
         Err(e) => {
             let status = session.error_status();
-            error!(queue_id = queue_id.as_deref().unwrap_or("NONE"), error = %e, ?status, "cannot finish message");
+            let queue_id = queue_id.as_deref().unwrap_or("NONE");
+            if matches!(e, super::session::SessionError::NoMessage) {
+                // The MTA (or a client on the socket) broke the protocol: not our failure.
+                warn!(queue_id, error = %e, ?status, "end of message without a message");
+            } else {
+                error!(queue_id, error = %e, ?status, "cannot finish message");
+            }
             let action = match status {
                 Status::Tempfail => metric::Action::Tempfail,
                 Status::Reject => metric::Action::Reject,

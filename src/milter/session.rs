@@ -17,6 +17,11 @@ use tracing::{debug, info, warn};
 /// Ten times Postfix's default `smtpd_recipient_limit` (1000).
 pub const MAX_RECIPIENTS: usize = 10_000;
 
+/// Forged copies of our headers remembered for deletion per message. Past it the message is
+/// refused (550 5.7.1): no real message carries a thousand forged results, and leaving some
+/// undeleted would let them through.
+pub const MAX_FORGED: usize = 1000;
+
 /// Why a step could not be completed.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -99,8 +104,11 @@ struct MessageData {
     in_body: bool,
     /// The previous body chunk ended in CR (for LF to CRLF across chunks).
     last_cr: bool,
-    /// Occurrences seen so far, by lowercase header name.
+    /// Occurrences seen so far, by lowercase header name: only the names we may delete or
+    /// change (Authentication-Results, ours, Subject), so the map stays a few entries long.
     seen: HashMap<String, i32>,
+    /// More than [`MAX_FORGED`] forged headers arrived; the message will be refused.
+    forged_overflow: bool,
     /// Forged headers to delete: name and 1-based index among headers of that name.
     forged: Vec<(String, i32)>,
     /// The first Subject header's value (for the subject tag).
@@ -260,23 +268,29 @@ impl Session {
         let leading_space = self.leading_space;
         let Some(m) = &mut self.message else { return };
         let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
-        let index = {
-            let n = m.seen.entry(lname.clone()).or_insert(0);
-            *n += 1;
-            *n
-        };
-        let value_text = String::from_utf8_lossy(value);
-        if lname == "authentication-results"
-            && header::authserv_id_of(&value_text).as_deref() == Some(authserv_id)
-        {
+        let is_ar = lname == "authentication-results";
+        let is_ours = OWN_X_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(&lname));
+        let is_subject = lname == "subject";
+        if is_ar || is_ours || is_subject {
+            let index = {
+                let n = m.seen.entry(lname.clone()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            };
+            let value_text = String::from_utf8_lossy(value);
             // RFC 8601, section 5: remove results that claim our authserv-id.
-            m.forged
-                .push((String::from_utf8_lossy(name).into_owned(), index));
-        } else if OWN_X_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(&lname)) {
-            m.forged
-                .push((String::from_utf8_lossy(name).into_owned(), index));
-        } else if lname == "subject" && m.subject.is_none() {
-            m.subject = Some(value_text.trim_start().to_owned());
+            let forged = is_ours
+                || (is_ar && header::authserv_id_of(&value_text).as_deref() == Some(authserv_id));
+            if forged {
+                if m.forged.len() < MAX_FORGED {
+                    m.forged
+                        .push((String::from_utf8_lossy(name).into_owned(), index));
+                } else {
+                    m.forged_overflow = true;
+                }
+            } else if is_subject && m.subject.is_none() {
+                m.subject = Some(value_text.trim_start().to_owned());
+            }
         }
         m.headers += 1;
         if m.oversize.is_some() {
@@ -299,7 +313,7 @@ impl Session {
                 // Bounds the crypto and DNS work one message can cause; the field is still
                 // delivered, it is only left out of what we verify.
                 debug!(
-                    index,
+                    signature = m.dkim_signatures,
                     max_dkim, "DKIM signature not verified: over the limit"
                 );
                 return;
@@ -381,6 +395,23 @@ impl Session {
             .client_ip
             .map_or_else(|| "unknown".into(), |ip| ip.to_string());
         let config = &self.rt.config;
+
+        if m.forged_overflow {
+            info!(
+                queue_id,
+                client_ip,
+                decision = "reject",
+                reason = "forged headers",
+                "message not judged"
+            );
+            reply.set_error_reply(
+                "550",
+                Some("5.7.1"),
+                ["Too many forged authentication headers"],
+            )?;
+            metric::message("reject", Action::Reject);
+            return Ok(Status::Reject);
+        }
 
         // Forged copies of our headers go first, highest index first, so that indices of
         // the others stay valid whatever the MTA's numbering after a deletion.
