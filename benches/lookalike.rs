@@ -10,6 +10,7 @@ fn bench(c: &mut Criterion) {
         enabled: true,
         builtin_brands: true,
         allow_domains: vec![],
+        max_links: spoofguard::lookalike::MAX_LINKS,
     };
     let cat = Catalogue::build(&settings, &[]).expect("the built-in catalogue compiles");
     for d in [

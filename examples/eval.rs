@@ -55,6 +55,7 @@ fn main() {
         enabled: true,
         builtin_brands: true,
         allow_domains: vec![],
+        max_links: spoofguard::lookalike::MAX_LINKS,
     };
     let cat = Catalogue::build(&settings, &[]).expect("the built-in catalogue compiles");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/eval");

@@ -3,13 +3,13 @@
 //! there is no second decision path. Never returns an error: DNS trouble is a verdict.
 
 use crate::auth::{self, AuthResult, AuthVerdicts, Caches, DmarcPolicy, SmtpIdentity};
-use crate::config::{Config, ConfigError, DnsErrorAction, Issue, RuleTarget};
+use crate::config::{Config, ConfigError, DnsErrorAction, Issue, MilterSettings, RuleTarget};
 use crate::header;
 use crate::lookalike::{self, AuthContext, Catalogue};
 use crate::metric;
 use crate::score::{self, Decision, Reason, Weights};
 use mail_auth::{AuthenticatedMessage, MessageAuthenticator};
-use mail_parser::MessageParser;
+use mail_parser::{MessageParser, PartFlags};
 use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -111,7 +111,10 @@ impl Evaluation {
 pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> Evaluation {
     let config = &rt.config;
     let started = Instant::now();
-    let parsed = MessageParser::new().parse(raw);
+    let parsed = MessageParser::new()
+        .max_depth(config.milter.max_mime_depth)
+        .max_parts(config.milter.max_mime_parts)
+        .parse(raw);
     let message = parsed
         .as_ref()
         .map(|p| AuthenticatedMessage::from_parsed(p, raw, true));
@@ -155,6 +158,12 @@ pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8
         ));
     }
 
+    if let Some(p) = &parsed
+        && let Some(detail) = mime_limit(p, &config.milter)
+    {
+        reasons.push(reason(rt, "MIME_LIMIT", detail));
+    }
+
     auth_reasons(rt, &verdicts, &mut reasons);
 
     // Brand impersonation.
@@ -163,7 +172,8 @@ pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8
     if config.lookalike.enabled
         && let Some(p) = &parsed
     {
-        let facts = lookalike::facts_from_message(p, &env.mail_from);
+        let facts =
+            lookalike::facts_from_message_with_limit(p, &env.mail_from, config.lookalike.max_links);
         let ctx = AuthContext {
             dmarc_pass: verdicts.dmarc.result == AuthResult::Pass,
             dmarc_fail: verdicts.dmarc.result == AuthResult::Fail,
@@ -259,6 +269,24 @@ fn reason(rt: &Runtime, code: &'static str, detail: String) -> Reason {
     }
 }
 
+/// Why the MIME structure was only partly parsed (`[milter] max_mime_depth` / `max_mime_parts`),
+/// if it was: the content past the limit was not scanned for links or rules.
+fn mime_limit(msg: &mail_parser::Message<'_>, limits: &MilterSettings) -> Option<String> {
+    let cut = msg
+        .parts()
+        .any(|part| part.flags().contains(PartFlags::LIMIT_REACHED));
+    if !cut {
+        None
+    } else if msg.parts().len() >= limits.max_mime_parts {
+        Some(format!("more than {} MIME parts", limits.max_mime_parts))
+    } else {
+        Some(format!(
+            "MIME nesting deeper than {} levels",
+            limits.max_mime_depth
+        ))
+    }
+}
+
 fn auth_reasons(rt: &Runtime, v: &AuthVerdicts, reasons: &mut Vec<Reason>) {
     let dkim_pass = v.dkim.iter().any(|d| d.result == AuthResult::Pass);
     if v.dmarc.result == AuthResult::Fail {
@@ -305,6 +333,7 @@ fn unreachable_verdicts(smtp: &SmtpIdentity<'_>) -> AuthVerdicts {
             result: AuthResult::None,
             identity: SpfIdentity::Helo(smtp.helo.to_owned()),
             domain: smtp.helo.to_owned(),
+            comment: None,
         },
         dkim: Vec::new(),
         arc: ArcVerdict {

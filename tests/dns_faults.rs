@@ -11,6 +11,17 @@ fn msg_from(domain: &str) -> String {
     eml("plain.eml").replace("alice@sender.example", &format!("alice@{domain}"))
 }
 
+/// An Authentication-Results value without the `header.b=` tokens (signatures differ per run).
+fn without_b(ar: &str) -> String {
+    let mut out = ar.to_owned();
+    while let Some(start) = out.find(" header.b=") {
+        let rest = &out[start + 1..];
+        let len = rest.find([';', ' ', '\n']).unwrap_or(rest.len());
+        out.replace_range(start..start + 1 + len, "");
+    }
+    out
+}
+
 fn env_for<'a>(ip: &'a str, mail_from: &'a str) -> Envelope<'a> {
     Envelope {
         ip,
@@ -131,8 +142,133 @@ async fn spf_over_ten_lookups_is_permerror() {
         ar.contains("spf=permerror smtp.mailfrom=alice@spf11.example"),
         "{ar}"
     );
-    // Implementation note: RFC 7208's void-lookup limit (section 4.6.4, a SHOULD) is not
-    // enforced by mail-auth 0.15; see docs/security.md. Only the 10-lookup MUST is tested.
+    milter.shutdown().await;
+}
+
+/// The SPF part of the Authentication-Results header (its first method).
+fn spf_part(actions: &indymilter_test::EomActions) -> String {
+    let ar = added(actions, "Authentication-Results").unwrap();
+    ar.split(";\n\t").nth(1).unwrap().to_owned()
+}
+
+fn over_void_limit(domain: &str) -> String {
+    format!("spf=permerror (too many void lookups) smtp.mailfrom=alice@{domain}")
+}
+
+// RFC 7208, section 4.6.4: more than two void lookups (NXDOMAIN or NODATA) is a permerror.
+// Each record ends in an ip4: that matches, so without the limit every one would pass.
+
+#[tokio::test]
+async fn spf_over_two_void_lookups_is_permerror_and_fails_dmarc() {
+    let milter = Milter::spawn(&config("")).await;
+    // a:, exists:, a: on names that do not exist, then the matching ip4:.
+    let env = env_for("192.0.2.80", "alice@void3.example");
+    let (actions, status) = send(&milter, &env, &msg_from("void3.example"), false).await;
+    assert_eq!(status, Status::Continue);
+    assert!(actions.has_quarantine("DMARC policy of void3.example is quarantine"));
+    assert_eq!(
+        added(&actions, "Authentication-Results").unwrap(),
+        format!(
+            "{AUTHSERV_ID};\n\tspf=permerror (too many void lookups) smtp.mailfrom=alice@void3.example;\n\t\
+             dkim=none;\n\tarc=none;\n\tdmarc=fail (p=quarantine dis=quarantine) header.from=void3.example"
+        )
+    );
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_with_two_void_lookups_passes() {
+    let milter = Milter::spawn(&config("")).await;
+    let env = env_for("192.0.2.80", "alice@void2.example");
+    let (actions, status) = send(&milter, &env, &msg_from("void2.example"), false).await;
+    assert_eq!(status, Status::Continue);
+    assert_eq!(
+        added(&actions, "Authentication-Results").unwrap(),
+        format!(
+            "{AUTHSERV_ID};\n\tspf=pass smtp.mailfrom=alice@void2.example;\n\t\
+             dkim=none;\n\tarc=none;\n\tdmarc=pass (p=quarantine dis=none) header.from=void2.example"
+        )
+    );
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_nodata_answer_is_a_void_lookup() {
+    let milter = Milter::spawn(&config("")).await;
+    // Two NXDOMAIN names, then host.voidnodata.example, which has an AAAA record but no A.
+    let env = env_for("192.0.2.80", "alice@voidnodata.example");
+    let (actions, _) = send(&milter, &env, &msg_from("voidnodata.example"), false).await;
+    assert_eq!(spf_part(&actions), over_void_limit("voidnodata.example"));
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_void_lookups_answered_from_the_cache_count() {
+    use mail_auth::ResolverCache;
+    let milter = Milter::spawn(&config("")).await;
+    let env = env_for("192.0.2.80", "alice@voidcache.example");
+    let (actions, _) = send(&milter, &env, &msg_from("voidcache.example"), false).await;
+    assert_eq!(spf_part(&actions), over_void_limit("voidcache.example"));
+    // The three negative answers are cached now, so the second message's a: lookups are all
+    // cache hits.
+    let caches = milter.shared.read().unwrap().caches.clone();
+    for name in [
+        "nx1.voidcache.example.",
+        "nx2.voidcache.example.",
+        "nx3.voidcache.example.",
+    ] {
+        assert!(
+            matches!(caches.ipv4.get::<str>(name), Some(Err(_))),
+            "{name} not cached as negative"
+        );
+    }
+    let (actions, _) = send(&milter, &env, &msg_from("voidcache.example"), false).await;
+    assert_eq!(spf_part(&actions), over_void_limit("voidcache.example"));
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_explanation_lookup_is_not_a_void_lookup() {
+    use mail_auth::ResolverCache;
+    let milter = Milter::spawn(&config("")).await;
+    // Two void lookups, then -all: a fail, whose exp= explanation name does not exist either.
+    // That lookup comes after evaluation (RFC 7208, section 6.2), so the result stays fail.
+    let env = env_for("192.0.2.81", "alice@voidexp.example");
+    let (actions, _) = send(&milter, &env, &msg_from("voidexp.example"), false).await;
+    assert_eq!(
+        spf_part(&actions),
+        "spf=fail smtp.mailfrom=alice@voidexp.example"
+    );
+    // The explanation was looked up, through the caches SPF was given.
+    let caches = milter.shared.read().unwrap().caches.clone();
+    assert!(caches.txt.get::<str>("nx3.voidexp.example.").is_some());
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_void_lookups_inside_an_include_count() {
+    let milter = Milter::spawn(&config("")).await;
+    // One void lookup in the record, two in the included one (which ends in -all, so the
+    // include does not match and evaluation goes on to ip4:).
+    let env = env_for("192.0.2.80", "alice@voidinc.example");
+    let (actions, _) = send(&milter, &env, &msg_from("voidinc.example"), false).await;
+    assert_eq!(spf_part(&actions), over_void_limit("voidinc.example"));
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn spf_void_lookups_without_a_negative_ttl_count() {
+    use mail_auth::ResolverCache;
+    // Negative answers without an SOA are not cached by mail-auth, so they never reach our
+    // cache: they are asked again.
+    let milter = Milter::spawn_with(&config(""), |z| z.no_soa("voidnosoa.example.")).await;
+    let env = env_for("192.0.2.80", "alice@voidnosoa.example");
+    for _ in 0..2 {
+        let (actions, _) = send(&milter, &env, &msg_from("voidnosoa.example"), false).await;
+        assert_eq!(spf_part(&actions), over_void_limit("voidnosoa.example"));
+    }
+    let caches = milter.shared.read().unwrap().caches.clone();
+    assert!(caches.ipv4.get::<str>("nx1.voidnosoa.example.").is_none());
     milter.shutdown().await;
 }
 
@@ -173,4 +309,57 @@ async fn a_slow_dns_server_does_not_hold_up_other_connections() {
         "slow path took {slow:?}"
     );
     assert!(fast < slow, "fast {fast:?} waited for slow {slow:?}");
+}
+
+#[tokio::test]
+async fn nxdomain_everywhere_is_none_not_an_error() {
+    // nowhere.example does not exist: no SPF record, no DMARC record, no DKIM key. These are
+    // answers, not failures: spf=none, dmarc=none, dkim=permerror for the keyless signature,
+    // and the message is delivered (NO_AUTH), never tempfailed.
+    let milter = Milter::spawn(&config("")).await;
+    let msg = sign(&msg_from("nowhere.example"), "nowhere.example", "s1", true);
+    let env = env_for("192.0.2.10", "alice@nowhere.example");
+    let (actions, status) = send(&milter, &env, &msg, false).await;
+    assert_eq!(status, Status::Continue);
+    assert_eq!(
+        without_b(&added(&actions, "Authentication-Results").unwrap()),
+        "mx.spoofguard.test;\n\tspf=none smtp.mailfrom=alice@nowhere.example;\n\t\
+         dkim=permerror (no key for signature) header.d=nowhere.example header.s=s1 header.a=ed25519-sha256;\n\t\
+         arc=none;\n\tdmarc=none header.from=nowhere.example"
+    );
+    assert_eq!(
+        added(&actions, "X-Spoofguard-Reasons").unwrap(),
+        "NO_AUTH=+1.0"
+    );
+    milter.shutdown().await;
+}
+
+#[tokio::test]
+async fn forty_dkim_signatures_cost_five_verifications() {
+    let mut msg = eml("plain.eml");
+    for i in 0..40 {
+        msg = sign(
+            &msg,
+            "sender.example",
+            if i == 39 { "ed" } else { "nokey" },
+            true,
+        );
+    }
+    let milter = Milter::spawn(&config("")).await;
+    let (actions, status) = send(&milter, &Envelope::default(), &msg, false).await;
+    assert_eq!(status, Status::Continue);
+    // The newest five (on top) are verified, the valid one among them; the other 35 are not.
+    let ar = without_b(&added(&actions, "Authentication-Results").unwrap());
+    let nokey = "\n\tdkim=permerror (no key for signature) header.d=sender.example header.s=nokey \
+                 header.a=ed25519-sha256;";
+    assert_eq!(
+        ar,
+        format!(
+            "mx.spoofguard.test;\n\tspf=pass smtp.mailfrom=alice@sender.example;\n\t\
+             dkim=pass header.d=sender.example header.s=ed header.a=ed25519-sha256;{}\n\t\
+             arc=none;\n\tdmarc=pass (p=reject dis=none) header.from=sender.example",
+            nokey.repeat(4)
+        )
+    );
+    milter.shutdown().await;
 }

@@ -10,6 +10,7 @@ fn catalogue() -> Catalogue {
         enabled: true,
         builtin_brands: true,
         allow_domains: vec![],
+        max_links: spoofguard::lookalike::MAX_LINKS,
     };
     Catalogue::build(&s, &[]).unwrap()
 }

@@ -160,6 +160,28 @@ function T.clean_accept(conn)
   T.header_is(conn, "X-Spoofguard-Reasons", "none")
 end
 
+-- A message signed by sender.example (data NAME, key SELECTOR, algorithm ALG), sent from
+-- sender.example's own server: SPF, DKIM and DMARC pass, nothing else is done.
+function T.signed_pass(name, selector, alg)
+  local msg = T.load(name)
+  local conn = T.connect("mail.sender.example", "192.0.2.10", "mail.sender.example")
+  local r = T.send(conn, { qid = "QID1", from = "alice@sender.example" }, msg)
+  T.ok(r == SMFIR_ACCEPT or r == SMFIR_CONTINUE, "eom: expected accept/continue, got " .. T.show(r))
+  T.ar_is(conn, T.ar({
+    "mx.spoofguard.test;",
+    "spf=pass smtp.mailfrom=alice@sender.example;",
+    "dkim=pass header.d=sender.example header.s=" .. selector .. " header.a=" .. alg ..
+      " header.b=" .. msg.b8 .. ";",
+    "arc=none;",
+    "dmarc=pass (p=reject dis=none) header.from=sender.example",
+  }))
+  T.clean_accept(conn)
+  T.ok(not mt.eom_check(conn, MT_QUARANTINE), "unexpected quarantine")
+  T.ok(not mt.eom_check(conn, MT_HDRDELETE), "unexpected header deletion")
+  mt.disconnect(conn)
+  T.finish()
+end
+
 -- An SMTP reply from the filter at EOM, checked exactly ("550 5.7.1 text").
 function T.reply_is(conn, code, esc, text)
   local r = mt.getreply(conn)

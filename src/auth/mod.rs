@@ -3,6 +3,7 @@
 //! A DNS failure is a verdict (`TempError`), never an `Err`.
 
 pub mod dns;
+pub mod void;
 pub mod zone;
 
 use mail_auth::dmarc::Policy;
@@ -69,6 +70,9 @@ pub struct SpfVerdict {
     pub identity: SpfIdentity,
     /// Domain that was checked.
     pub domain: String,
+    /// Why, when we know more than the result says (shown in Authentication-Results).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// One DKIM signature's verdict.
@@ -238,12 +242,23 @@ pub async fn verify(
         SpfIdentity::Helo(h) => h.as_str(),
     }
     .to_ascii_lowercase();
-    let spf_out = match spf_params {
-        Some(params) => Some(
-            auth.verify_spf(Parameters::new(params).with_cache(caches))
-                .await,
-        ),
-        None => None,
+    let mut spf_comment = None;
+    let spf_out = match (spf_params, smtp.client_ip) {
+        (Some(params), Some(ip)) => {
+            let voids = void::VoidLookups::new();
+            let out = auth
+                .verify_spf(Parameters::new(params).with_cache(&voids.caches(caches)))
+                .await;
+            // RFC 7208, section 4.6.4: over two void lookups is a permerror. DMARC gets the
+            // changed output too, so SPF no longer counts towards its alignment.
+            if voids.exceeded(auth, ip, out.result()).await {
+                spf_comment = Some("too many void lookups".to_owned());
+                Some(out.with_result(SpfResult::PermError))
+            } else {
+                Some(out)
+            }
+        }
+        _ => None,
     };
     let spf = SpfVerdict {
         result: spf_out
@@ -251,6 +266,7 @@ pub async fn verify(
             .map_or(AuthResult::None, |o| map_spf(o.result())),
         identity,
         domain: spf_domain.clone(),
+        comment: spf_comment,
     };
 
     // DMARC needs an SPF output; without a client IP there is none, so SPF contributes nothing.

@@ -5,7 +5,8 @@
 //! answer comes from local data. Zone files use the standard master-file syntax (RFC 1035,
 //! section 5), parsed by hickory-proto; names should be absolute. Any name not in the zone gets
 //! an authoritative NXDOMAIN, so DMARC tree walks and SPF lookups end quickly. Names listed as
-//! "silent" are never answered, to test time-outs.
+//! "silent" are never answered, to test time-outs; names listed as "no SOA" get negative
+//! answers that cannot be cached (RFC 2308, section 5).
 
 use mail_auth::hickory_resolver::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use mail_auth::hickory_resolver::proto::rr::rdata::SOA;
@@ -27,6 +28,7 @@ pub struct Zone {
     silent: Vec<LowerName>,
     servfail: Vec<LowerName>,
     tcp_only: Vec<LowerName>,
+    no_soa: Vec<LowerName>,
 }
 
 /// Why a zone file could not be loaded.
@@ -98,6 +100,14 @@ impl Zone {
         }
     }
 
+    /// Answer NXDOMAIN and NODATA for `name` and the names below it without the SOA record
+    /// that gives a negative answer its TTL, so resolvers do not cache it (RFC 2308, section 5).
+    pub fn no_soa(&mut self, name: &str) {
+        if let Ok(n) = Name::from_ascii(name) {
+            self.no_soa.push(LowerName::new(&n));
+        }
+    }
+
     fn is_silent(&self, name: &LowerName) -> bool {
         self.silent.iter().any(|s| s.zone_of(name))
     }
@@ -155,7 +165,9 @@ impl Zone {
             if !self.names.contains(&name) {
                 response.metadata.response_code = ResponseCode::NXDomain;
             }
-            response.add_authority(soa());
+            if !self.no_soa.iter().any(|s| s.zone_of(&name)) {
+                response.add_authority(soa());
+            }
         }
         Some(response)
     }
@@ -336,5 +348,17 @@ mod tests {
         ));
         assert!(zone.answer(&q).is_none());
         assert!(Zone::parse("a.example. IN A not-an-ip\n").is_err());
+    }
+
+    #[test]
+    fn zone_leaves_out_the_soa_for_no_soa_names() {
+        let mut zone = Zone::parse("a.example. IN A 192.0.2.1\n").unwrap();
+        zone.no_soa("nosoa.example.");
+        let r = ask(&zone, "x.nosoa.example.", RecordType::A);
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        assert!(r.authorities.is_empty());
+        let r = ask(&zone, "x.other.example.", RecordType::A);
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(r.authorities.len(), 1);
     }
 }

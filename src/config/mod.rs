@@ -81,6 +81,14 @@ pub struct MilterSettings {
     pub max_headers: usize,
     /// Bytes of one header field (name and value) at most.
     pub max_header_bytes: usize,
+    /// Containers one MIME part may sit in (root included); deeper structure is not parsed.
+    pub max_mime_depth: usize,
+    /// MIME parts parsed per message; the rest stays unparsed.
+    pub max_mime_parts: usize,
+    /// From MAIL FROM to end of message; a slower transaction is refused with a temporary error.
+    pub message_timeout: Duration,
+    /// Verification and scoring at end of message; past it, `on_error` answers.
+    pub evaluation_timeout: Duration,
     pub oversize_action: OversizeAction,
     /// `None`: the MTA's `j` macro, else the host name.
     pub authserv_id: Option<String>,
@@ -145,6 +153,8 @@ pub struct LookalikeSettings {
     pub builtin_brands: bool,
     /// Lowercase A-label registrable domains that are never flagged.
     pub allow_domains: Vec<String>,
+    /// Links checked per message (the first ones in document order).
+    pub max_links: usize,
 }
 
 /// Where a `[[rule]]` looks.

@@ -34,6 +34,17 @@ pub const DEFAULT_MAX_HEADERS: usize = 1000;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 102_400;
 /// OpenDKIM verifies 3 by default; mail through an ESP and a list can carry a few more.
 pub const DEFAULT_MAX_DKIM_SIGNATURES: usize = 5;
+/// Containers (multiparts and nested messages) one part may sit in, the root included.
+pub const DEFAULT_MAX_MIME_DEPTH: usize = 20;
+/// MIME parts parsed per message.
+pub const DEFAULT_MAX_MIME_PARTS: usize = 1000;
+/// From MAIL FROM to the end of the message.
+pub const DEFAULT_MESSAGE_TIMEOUT_SECS: u64 = 1800;
+/// Verification and scoring at the end of the message. Below Postfix's
+/// `milter_content_timeout` (300 s), so our reply, not the MTA's default action, decides.
+pub const DEFAULT_EVALUATION_TIMEOUT_SECS: u64 = 60;
+/// Links checked per message.
+pub const DEFAULT_MAX_LINKS: usize = crate::lookalike::MAX_LINKS;
 
 /// `[milter]`
 #[derive(Debug, Deserialize)]
@@ -47,6 +58,10 @@ pub struct RawMilter {
     pub max_message_bytes: usize,
     pub max_headers: usize,
     pub max_header_bytes: usize,
+    pub max_mime_depth: usize,
+    pub max_mime_parts: usize,
+    pub message_timeout_secs: u64,
+    pub evaluation_timeout_secs: u64,
     pub oversize_action: String,
     pub authserv_id: String,
     pub dry_run: bool,
@@ -63,6 +78,10 @@ impl Default for RawMilter {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_mime_depth: DEFAULT_MAX_MIME_DEPTH,
+            max_mime_parts: DEFAULT_MAX_MIME_PARTS,
+            message_timeout_secs: DEFAULT_MESSAGE_TIMEOUT_SECS,
+            evaluation_timeout_secs: DEFAULT_EVALUATION_TIMEOUT_SECS,
             oversize_action: "accept".into(),
             authserv_id: String::new(),
             dry_run: false,
@@ -176,6 +195,7 @@ pub struct RawLookalike {
     pub enabled: bool,
     pub builtin_brands: bool,
     pub allow_domains: Vec<String>,
+    pub max_links: usize,
 }
 
 impl Default for RawLookalike {
@@ -183,6 +203,7 @@ impl Default for RawLookalike {
         Self {
             enabled: true,
             builtin_brands: true,
+            max_links: DEFAULT_MAX_LINKS,
             allow_domains: Vec::new(),
         }
     }

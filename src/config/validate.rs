@@ -65,6 +65,27 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             format!("{} is too small (at least 1024)", m.max_header_bytes),
         );
     }
+    if m.max_mime_depth < 2 || m.max_mime_depth > 64 {
+        bad(
+            "milter.max_mime_depth",
+            format!("{} is out of range (2 to 64)", m.max_mime_depth),
+        );
+    }
+    if m.max_mime_parts < 2 || m.max_mime_parts > 100_000 {
+        bad(
+            "milter.max_mime_parts",
+            format!("{} is out of range (2 to 100000)", m.max_mime_parts),
+        );
+    }
+    if m.message_timeout_secs == 0 {
+        bad("milter.message_timeout_secs", "must be at least 1".into());
+    }
+    if m.evaluation_timeout_secs == 0 {
+        bad(
+            "milter.evaluation_timeout_secs",
+            "must be at least 1".into(),
+        );
+    }
     let oversize_action = match m.oversize_action.as_str() {
         "accept" => OversizeAction::Accept,
         "tempfail" => OversizeAction::Tempfail,
@@ -207,6 +228,13 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
                 format!("\"{dom}\" is not a domain name"),
             ),
         }
+    }
+
+    if l.max_links == 0 || l.max_links > 10_000 {
+        bad(
+            "lookalike.max_links",
+            format!("{} is out of range (1 to 10000)", l.max_links),
+        );
     }
 
     // [[brand]]: shape only; the catalogue checks names against the built-in list.
@@ -353,6 +381,10 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             max_message_bytes: m.max_message_bytes,
             max_headers: m.max_headers,
             max_header_bytes: m.max_header_bytes,
+            max_mime_depth: m.max_mime_depth,
+            max_mime_parts: m.max_mime_parts,
+            message_timeout: Duration::from_secs(m.message_timeout_secs),
+            evaluation_timeout: Duration::from_secs(m.evaluation_timeout_secs),
             oversize_action,
             authserv_id: (!authserv_id.is_empty()).then_some(authserv_id),
             dry_run: m.dry_run,
@@ -387,6 +419,7 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             enabled: l.enabled,
             builtin_brands: l.builtin_brands,
             allow_domains,
+            max_links: l.max_links,
         },
         brands: raw.brands,
         weights: raw.weights,

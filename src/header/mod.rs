@@ -77,11 +77,13 @@ pub fn authentication_results(
     disposition: DmarcPolicy,
 ) -> String {
     let mut parts = Vec::with_capacity(3 + v.dkim.len());
+    let mut spf = format!("spf={}", v.spf.result);
+    if let Some(c) = &v.spf.comment {
+        spf.push_str(&format!(" ({})", sanitize(c, 80)));
+    }
     parts.push(match &v.spf.identity {
-        SpfIdentity::MailFrom(addr) => {
-            format!("spf={} smtp.mailfrom={}", v.spf.result, token(addr))
-        }
-        SpfIdentity::Helo(helo) => format!("spf={} smtp.helo={}", v.spf.result, token(helo)),
+        SpfIdentity::MailFrom(addr) => format!("{spf} smtp.mailfrom={}", token(addr)),
+        SpfIdentity::Helo(helo) => format!("{spf} smtp.helo={}", token(helo)),
     });
     if v.dkim.is_empty() {
         parts.push("dkim=none".into());
@@ -206,6 +208,7 @@ mod tests {
                 result: AuthResult::Pass,
                 identity: SpfIdentity::MailFrom("alice@sender.example".into()),
                 domain: "sender.example".into(),
+                comment: None,
             },
             dkim: vec![DkimVerdict {
                 result: AuthResult::Pass,
@@ -236,6 +239,28 @@ mod tests {
             "mx.test;\n\tspf=pass smtp.mailfrom=alice@sender.example;\n\t\
              dkim=pass header.d=sender.example header.s=sel1 header.a=ed25519-sha256 header.b=AbCd+/12;\n\t\
              arc=none;\n\tdmarc=pass (p=reject dis=none) header.from=sender.example"
+        );
+    }
+
+    #[test]
+    fn authentication_results_puts_the_spf_comment_after_the_result() {
+        let mut v = verdicts();
+        v.spf.result = AuthResult::PermError;
+        v.spf.comment = Some("too many void lookups".into());
+        let ar = authentication_results("mx.test", &v, DmarcPolicy::None);
+        assert!(
+            ar.starts_with(
+                "mx.test;\n\tspf=permerror (too many void lookups) smtp.mailfrom=alice@sender.example;\n\t"
+            ),
+            "{ar}"
+        );
+        v.spf.identity = SpfIdentity::Helo("mail.sender.example".into());
+        let ar = authentication_results("mx.test", &v, DmarcPolicy::None);
+        assert!(
+            ar.starts_with(
+                "mx.test;\n\tspf=permerror (too many void lookups) smtp.helo=mail.sender.example;\n\t"
+            ),
+            "{ar}"
         );
     }
 

@@ -7,7 +7,7 @@ use super::{Link, MessageFacts};
 use regex::Regex;
 use std::sync::LazyLock;
 
-/// At most this many links are kept per message (the rest are ignored).
+/// Links kept per message unless `[lookalike] max_links` says otherwise (the rest are ignored).
 pub const MAX_LINKS: usize = 100;
 /// At most this many body parts are scanned.
 pub const MAX_BODIES: usize = 8;
@@ -108,17 +108,17 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Adds the links of one HTML (or converted text) body.
-pub fn scan_body(body: &str, links: &mut Vec<Link>) {
+/// Adds the links of one HTML (or converted text) body, up to `max_links` in all.
+pub fn scan_body(body: &str, links: &mut Vec<Link>, max_links: usize) {
     let body = truncate(body, MAX_BODY_SCAN_BYTES);
     let push = |link: Link, links: &mut Vec<Link>| {
-        if links.len() < MAX_LINKS && !links.contains(&link) {
+        if links.len() < max_links && !links.contains(&link) {
             links.push(link);
         }
     };
     let mut covered = Vec::new();
     for c in ANCHOR.captures_iter(body) {
-        if links.len() >= MAX_LINKS {
+        if links.len() >= max_links {
             return;
         }
         if let Some(m) = c.get(0) {
@@ -142,7 +142,7 @@ pub fn scan_body(body: &str, links: &mut Vec<Link>) {
         );
     }
     for m in URL.find_iter(body) {
-        if links.len() >= MAX_LINKS {
+        if links.len() >= max_links {
             return;
         }
         if covered.iter().any(|r| r.contains(&m.start())) {
@@ -161,7 +161,11 @@ pub fn scan_body(body: &str, links: &mut Vec<Link>) {
 }
 
 /// See [`super::facts_from_message`].
-pub fn facts(msg: &mail_parser::Message<'_>, envelope_from: &str) -> MessageFacts {
+pub fn facts(
+    msg: &mail_parser::Message<'_>,
+    envelope_from: &str,
+    max_links: usize,
+) -> MessageFacts {
     let mut facts = MessageFacts::default();
     if let Some(from) = msg.from()
         && let Some(mb) = from.first()
@@ -187,7 +191,7 @@ pub fn facts(msg: &mail_parser::Message<'_>, envelope_from: &str) -> MessageFact
     facts.envelope_domain = address_domain(envelope_from);
     let mut links = Vec::new();
     for body in msg.html_bodies().take(MAX_BODIES) {
-        scan_body(&body, &mut links);
+        scan_body(&body, &mut links, max_links);
     }
     facts.links = links;
     facts

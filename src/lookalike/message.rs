@@ -3,7 +3,7 @@
 
 use super::brands::{Catalogue, normalize_domain, parents};
 use super::display::{alias_words, compact};
-use super::links::{MAX_LINKS, address_domain};
+use super::links::address_domain;
 use super::{AuthContext, Finding, MessageFacts, ascii_detail, check_domain, weight};
 use regex::Regex;
 use std::collections::HashSet;
@@ -230,7 +230,8 @@ pub fn check(facts: &MessageFacts, auth: &AuthContext, cat: &Catalogue) -> Vec<F
     }
 
     // Links.
-    let links = &facts.links[..facts.links.len().min(MAX_LINKS)];
+    // Already bounded by `max_links` when the facts were extracted.
+    let links = &facts.links;
     let mut seen = HashSet::new();
     let mut worst: Option<Finding> = None;
     let mut lookalikes = 0usize;
@@ -256,7 +257,7 @@ pub fn check(facts: &MessageFacts, auth: &AuthContext, cat: &Catalogue) -> Vec<F
         out.push(Finding {
             code: "LINK_LOOKALIKE",
             detail: ascii_detail(&format!(
-                "{} ({lookalikes} lookalike link domains)",
+                "{}, {lookalikes} lookalike link domains",
                 w.detail
             )),
             brand: w.brand,

@@ -197,7 +197,16 @@ pub struct AuthContext {
 /// without angle brackets; empty for the null sender). Bounded by [`MAX_LINKS`], [`MAX_BODIES`]
 /// and [`MAX_BODY_SCAN_BYTES`]; never panics.
 pub fn facts_from_message(msg: &mail_parser::Message<'_>, envelope_from: &str) -> MessageFacts {
-    links::facts(msg, envelope_from)
+    links::facts(msg, envelope_from, MAX_LINKS)
+}
+
+/// As [`facts_from_message`], keeping at most `max_links` links (`[lookalike] max_links`).
+pub fn facts_from_message_with_limit(
+    msg: &mail_parser::Message<'_>,
+    envelope_from: &str,
+    max_links: usize,
+) -> MessageFacts {
+    links::facts(msg, envelope_from, max_links)
 }
 
 /// Signals for one sender domain alone (Unicode or punycode, any case, trailing dot allowed).

@@ -9,6 +9,7 @@ fn settings() -> LookalikeSettings {
         enabled: true,
         builtin_brands: true,
         allow_domains: vec![],
+        max_links: crate::lookalike::MAX_LINKS,
     }
 }
 

@@ -80,7 +80,10 @@ fn handle_negotiate(
         );
         return Status::Reject;
     }
-    cx.requested_actions |= needed;
+    // Implementation note: indymilter starts `requested_actions` as everything the MTA offers
+    // (body replacement, recipient and sender changes, ...), whatever its docs suggest. Ask
+    // for what we use and nothing more.
+    cx.requested_actions = needed;
     if actions.contains(Actions::QUARANTINE) {
         cx.requested_actions |= Actions::QUARANTINE;
         session.can_quarantine = true;
@@ -141,8 +144,20 @@ fn handle_mail(cx: &mut Context<Session>, args: Vec<CString>) -> Status {
     Status::Continue
 }
 
+/// The message's deadline (`[milter] message_timeout_secs`), checked at every stage after MAIL.
+macro_rules! deadline {
+    ($cx:expr, $session:expr) => {
+        if let Some(status) =
+            $session.check_message_deadline(&mut $cx.reply, macro_str(&$cx.macros, c"i"))
+        {
+            return status;
+        }
+    };
+}
+
 fn handle_rcpt(cx: &mut Context<Session>, args: Vec<CString>) -> Status {
     let session = session!(cx);
+    deadline!(cx, session);
     if let Some(rcpt) = args.first() {
         session.add_recipient(&rcpt.to_string_lossy());
     }
@@ -161,6 +176,7 @@ fn handle_header(cx: &mut Context<Session>, name: CString, value: CString) -> St
         None
     };
     let session = session!(cx);
+    deadline!(cx, session);
     let id = if is_ar {
         session.authserv_id(j)
     } else {
@@ -172,12 +188,14 @@ fn handle_header(cx: &mut Context<Session>, name: CString, value: CString) -> St
 
 fn handle_eoh(cx: &mut Context<Session>) -> Status {
     let session = session!(cx);
+    deadline!(cx, session);
     session.end_of_headers();
     Status::Continue
 }
 
 fn handle_body(cx: &mut Context<Session>, chunk: &[u8]) -> Status {
     let session = session!(cx);
+    deadline!(cx, session);
     session.add_body(chunk)
 }
 
@@ -185,6 +203,7 @@ async fn handle_eom(cx: &mut EomContext<Session>) -> Status {
     let queue_id = macro_str(&cx.macros, c"i").map(str::to_owned);
     let j = macro_str(&cx.macros, c"j").map(str::to_owned);
     let session = session!(cx);
+    deadline!(cx, session);
     let id = session.authserv_id(j.as_deref());
     match session
         .finish_message(&cx.actions, &mut cx.reply, queue_id.as_deref(), &id)
@@ -193,7 +212,19 @@ async fn handle_eom(cx: &mut EomContext<Session>) -> Status {
         Ok(status) => status,
         Err(e) => {
             let status = session.error_status();
-            error!(queue_id = queue_id.as_deref().unwrap_or("NONE"), error = %e, ?status, "cannot finish message");
+            let queue_id = queue_id.as_deref().unwrap_or("NONE");
+            if matches!(e, super::session::SessionError::NoMessage) {
+                // The MTA (or a client on the socket) broke the protocol: not our failure.
+                warn!(queue_id, error = %e, ?status, "end of message without a message");
+            } else {
+                error!(queue_id, error = %e, ?status, "cannot finish message");
+            }
+            let action = match status {
+                Status::Tempfail => metric::Action::Tempfail,
+                Status::Reject => metric::Action::Reject,
+                _ => metric::Action::Deliver,
+            };
+            metric::message("error", action);
             status
         }
     }

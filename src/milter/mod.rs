@@ -2,6 +2,7 @@
 //! Only this module imports indymilter.
 
 mod callbacks;
+mod guard;
 pub mod session;
 
 use crate::config::ListenSpec;
@@ -86,6 +87,7 @@ pub async fn serve(
     };
     drop(rt);
     let callbacks = make_callbacks(shared);
+    let listener = guard::GuardedListener::new(listener, config.connection_timeout);
     indymilter::run(
         listener,
         callbacks,

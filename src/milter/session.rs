@@ -10,7 +10,17 @@ use indymilter::{ContextActions, SetErrorReply, Status};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tracing::{debug, info, warn};
+
+/// Recipients remembered per message; later ones are still delivered, only not recorded.
+/// Ten times Postfix's default `smtpd_recipient_limit` (1000).
+pub const MAX_RECIPIENTS: usize = 10_000;
+
+/// Forged copies of our headers remembered for deletion per message. Past it the message is
+/// refused (550 5.7.1): no real message carries a thousand forged results, and leaving some
+/// undeleted would let them through.
+pub const MAX_FORGED: usize = 1000;
 
 /// Why a step could not be completed.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +31,46 @@ pub enum SessionError {
     Reply(#[from] indymilter::SmtpReplyError),
     #[error("no message in progress")]
     NoMessage,
+    #[error("evaluation failed: {0}")]
+    Evaluation(String),
+}
+
+/// Why [`run_isolated`] has no result.
+#[derive(Debug, PartialEq)]
+pub enum Isolated {
+    /// The deadline passed; the task was cancelled.
+    TimedOut,
+    /// The task panicked (the panic message, if it was a string).
+    Panicked(String),
+}
+
+/// Runs `fut` as its own task with a deadline: a panic inside it (a bug in a parser, say)
+/// becomes an error for this one message instead of dropping the MTA's connection, and a
+/// task past its deadline is cancelled, not left running.
+pub async fn run_isolated<T: Send + 'static>(
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+    limit: std::time::Duration,
+) -> Result<T, Isolated> {
+    let task = tokio::spawn(fut);
+    let abort = task.abort_handle();
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            let what = match e.try_into_panic() {
+                Ok(payload) => payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into()),
+                Err(e) => e.to_string(),
+            };
+            Err(Isolated::Panicked(what))
+        }
+        Err(_) => {
+            abort.abort();
+            Err(Isolated::TimedOut)
+        }
+    }
 }
 
 /// State of one MTA connection.
@@ -54,12 +104,17 @@ struct MessageData {
     in_body: bool,
     /// The previous body chunk ended in CR (for LF to CRLF across chunks).
     last_cr: bool,
-    /// Occurrences seen so far, by lowercase header name.
+    /// Occurrences seen so far, by lowercase header name: only the names we may delete or
+    /// change (Authentication-Results, ours, Subject), so the map stays a few entries long.
     seen: HashMap<String, i32>,
+    /// More than [`MAX_FORGED`] forged headers arrived; the message will be refused.
+    forged_overflow: bool,
     /// Forged headers to delete: name and 1-based index among headers of that name.
     forged: Vec<(String, i32)>,
     /// The first Subject header's value (for the subject tag).
     subject: Option<String>,
+    /// When MAIL FROM arrived (for `[milter] message_timeout_secs`).
+    started: Option<Instant>,
 }
 
 impl Session {
@@ -95,6 +150,12 @@ impl Session {
     }
 
     pub fn init_connection(&mut self, ip: Option<IpAddr>) {
+        // After QUIT_NC the MTA reuses this milter connection for its next SMTP connection
+        // (CONNECT again, no new negotiation): nothing of the previous one may carry over,
+        // such as its HELO name when the next client sends none.
+        self.helo.clear();
+        self.authserv_id = None;
+        self.message = None;
         // An IPv4 client seen through an IPv6 socket (::ffff:192.0.2.1) is IPv4 to SPF's
         // ip4: mechanisms (RFC 7208, section 5.6).
         let ip = ip.map(|ip| match ip {
@@ -138,6 +199,7 @@ impl Session {
         self.message = Some(MessageData {
             mail_from: addr.to_owned(),
             authenticated,
+            started: Some(Instant::now()),
             raw: Vec::with_capacity(8192.min(self.rt.config.milter.max_message_bytes)),
             ..Default::default()
         });
@@ -147,9 +209,48 @@ impl Session {
         self.message = None;
     }
 
+    /// Ends the message in progress if it has taken longer than `[milter]
+    /// message_timeout_secs` since MAIL FROM: the buffer is freed and a temporary error
+    /// reply is set, so the MTA refuses this message and the sender retries. Returns
+    /// `Some(Status::Tempfail)` then, `None` while the message is in time.
+    pub fn check_message_deadline(
+        &mut self,
+        reply: &mut impl SetErrorReply,
+        queue_id: Option<&str>,
+    ) -> Option<Status> {
+        let limit = self.rt.config.milter.message_timeout;
+        let started = self.message.as_ref()?.started?;
+        if started.elapsed() <= limit {
+            return None;
+        }
+        self.message = None;
+        let queue_id = queue_id.filter(|q| !q.is_empty()).unwrap_or("NONE");
+        let client_ip = self
+            .client_ip
+            .map_or_else(|| "unknown".into(), |ip| ip.to_string());
+        let secs = limit.as_secs();
+        info!(
+            queue_id,
+            client_ip,
+            decision = "tempfail",
+            reason = "message timeout",
+            limit_secs = secs,
+            "message not judged"
+        );
+        metric::message("timeout", Action::Tempfail);
+        if let Err(e) = reply.set_error_reply(
+            "451",
+            Some("4.4.2"),
+            ["Message transfer took too long, try again later"],
+        ) {
+            warn!(error = %e, "cannot set the timeout reply");
+        }
+        Some(Status::Tempfail)
+    }
+
     pub fn add_recipient(&mut self, rcpt: &str) {
         if let Some(m) = &mut self.message
-            && m.recipients.len() < 10_000
+            && m.recipients.len() < MAX_RECIPIENTS
         {
             m.recipients.push(rcpt.trim_matches(['<', '>']).to_owned());
         }
@@ -167,23 +268,29 @@ impl Session {
         let leading_space = self.leading_space;
         let Some(m) = &mut self.message else { return };
         let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
-        let index = {
-            let n = m.seen.entry(lname.clone()).or_insert(0);
-            *n += 1;
-            *n
-        };
-        let value_text = String::from_utf8_lossy(value);
-        if lname == "authentication-results"
-            && header::authserv_id_of(&value_text).as_deref() == Some(authserv_id)
-        {
+        let is_ar = lname == "authentication-results";
+        let is_ours = OWN_X_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(&lname));
+        let is_subject = lname == "subject";
+        if is_ar || is_ours || is_subject {
+            let index = {
+                let n = m.seen.entry(lname.clone()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            };
+            let value_text = String::from_utf8_lossy(value);
             // RFC 8601, section 5: remove results that claim our authserv-id.
-            m.forged
-                .push((String::from_utf8_lossy(name).into_owned(), index));
-        } else if OWN_X_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(&lname)) {
-            m.forged
-                .push((String::from_utf8_lossy(name).into_owned(), index));
-        } else if lname == "subject" && m.subject.is_none() {
-            m.subject = Some(value_text.trim_start().to_owned());
+            let forged = is_ours
+                || (is_ar && header::authserv_id_of(&value_text).as_deref() == Some(authserv_id));
+            if forged {
+                if m.forged.len() < MAX_FORGED {
+                    m.forged
+                        .push((String::from_utf8_lossy(name).into_owned(), index));
+                } else {
+                    m.forged_overflow = true;
+                }
+            } else if is_subject && m.subject.is_none() {
+                m.subject = Some(value_text.trim_start().to_owned());
+            }
         }
         m.headers += 1;
         if m.oversize.is_some() {
@@ -206,7 +313,7 @@ impl Session {
                 // Bounds the crypto and DNS work one message can cause; the field is still
                 // delivered, it is only left out of what we verify.
                 debug!(
-                    index,
+                    signature = m.dkim_signatures,
                     max_dkim, "DKIM signature not verified: over the limit"
                 );
                 return;
@@ -282,12 +389,29 @@ impl Session {
         queue_id: Option<&str>,
         authserv_id: &str,
     ) -> Result<Status, SessionError> {
-        let m = self.message.take().ok_or(SessionError::NoMessage)?;
+        let mut m = self.message.take().ok_or(SessionError::NoMessage)?;
         let queue_id = queue_id.filter(|q| !q.is_empty()).unwrap_or("NONE");
         let client_ip = self
             .client_ip
             .map_or_else(|| "unknown".into(), |ip| ip.to_string());
         let config = &self.rt.config;
+
+        if m.forged_overflow {
+            info!(
+                queue_id,
+                client_ip,
+                decision = "reject",
+                reason = "forged headers",
+                "message not judged"
+            );
+            reply.set_error_reply(
+                "550",
+                Some("5.7.1"),
+                ["Too many forged authentication headers"],
+            )?;
+            metric::message("reject", Action::Reject);
+            return Ok(Status::Reject);
+        }
 
         // Forged copies of our headers go first, highest index first, so that indices of
         // the others stay valid whatever the MTA's numbering after a deletion.
@@ -325,7 +449,22 @@ impl Session {
             recipients: m.recipients.clone(),
             queue_id: queue_id.to_owned(),
         };
-        let eval = evaluate::evaluate(&self.rt, authserv_id, &envelope, &m.raw).await;
+        let limit = config.milter.evaluation_timeout;
+        let (rt, id, raw) = (
+            self.rt.clone(),
+            authserv_id.to_owned(),
+            std::mem::take(&mut m.raw),
+        );
+        let judged = async move { evaluate::evaluate(&rt, &id, &envelope, &raw).await };
+        let eval = match run_isolated(judged, limit).await {
+            Ok(eval) => eval,
+            Err(Isolated::TimedOut) => {
+                return self.finish_timed_out(reply, queue_id, &client_ip, limit.as_secs());
+            }
+            Err(Isolated::Panicked(what)) => {
+                return Err(SessionError::Evaluation(format!("panicked: {what}")));
+            }
+        };
         let dry_run = config.milter.dry_run;
         log_evaluation(&eval, queue_id, &client_ip, dry_run);
         record_evaluation(&eval);
@@ -389,6 +528,43 @@ impl Session {
         }
         metric::message(decision, action);
         Ok(Status::Continue)
+    }
+
+    /// Verification did not finish within `[milter] evaluation_timeout_secs` (a very slow DNS
+    /// server, usually): `[milter] on_error` answers.
+    fn finish_timed_out(
+        &self,
+        reply: &mut impl SetErrorReply,
+        queue_id: &str,
+        client_ip: &str,
+        secs: u64,
+    ) -> Result<Status, SessionError> {
+        let status = self.error_status();
+        let (decision, action) = match status {
+            Status::Tempfail => {
+                reply.set_error_reply(
+                    "451",
+                    Some("4.4.3"),
+                    ["Sender verification timed out, try again later"],
+                )?;
+                ("tempfail", Action::Tempfail)
+            }
+            Status::Reject => {
+                reply.set_error_reply("550", Some("5.7.1"), ["Sender verification timed out"])?;
+                ("reject", Action::Reject)
+            }
+            _ => ("accept", Action::Deliver),
+        };
+        warn!(
+            queue_id,
+            client_ip,
+            decision,
+            reason = "evaluation timeout",
+            limit_secs = secs,
+            "message not judged"
+        );
+        metric::message("timeout", action);
+        Ok(status)
     }
 
     async fn finish_oversize(
@@ -556,6 +732,66 @@ fn log_evaluation(eval: &Evaluation, queue_id: &str, client_ip: &str, dry_run: b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn run_isolated_turns_panics_and_deadlines_into_errors() {
+        use std::time::Duration;
+        let ok = run_isolated(async { 7 }, Duration::from_secs(5)).await;
+        assert_eq!(ok, Ok(7));
+        let panicked = run_isolated(
+            async {
+                let v: Vec<u8> = Vec::new();
+                #[allow(clippy::indexing_slicing)]
+                v[3]
+            },
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(
+            panicked,
+            Err(Isolated::Panicked(
+                "index out of bounds: the len is 0 but the index is 3".into()
+            ))
+        );
+        let dropped = std::sync::Arc::new(());
+        let held = dropped.clone();
+        let slow = run_isolated(
+            async move {
+                let _held = held;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            },
+            Duration::from_millis(50),
+        )
+        .await;
+        assert_eq!(slow, Err(Isolated::TimedOut));
+        // The cancelled task is gone: it no longer holds its clone.
+        for _ in 0..100 {
+            if std::sync::Arc::strong_count(&dropped) == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(std::sync::Arc::strong_count(&dropped), 1);
+    }
+
+    #[test]
+    fn recipients_past_the_limit_are_not_recorded() {
+        let config = crate::config::Config::from_toml("", std::path::Path::new("t.toml"))
+            .expect("empty config");
+        let rt = Runtime::build(config, None).expect("runtime");
+        let mut session = Session::new(Arc::new(rt));
+        session.init_message("<a@example.org>", false);
+        for i in 0..MAX_RECIPIENTS + 500 {
+            session.add_recipient(&format!("<r{i}@example.net>"));
+        }
+        let m = session.message.as_ref().expect("message");
+        assert_eq!(m.recipients.len(), MAX_RECIPIENTS);
+        assert_eq!(m.recipients[0], "r0@example.net");
+        assert_eq!(
+            m.recipients.last().map(String::as_str),
+            Some(format!("r{}@example.net", MAX_RECIPIENTS - 1).as_str())
+        );
+    }
 
     #[test]
     fn push_crlf_converts_bare_lf_across_chunks() {

@@ -51,6 +51,11 @@ pub const AUTH_REASONS: &[lookalike::ReasonInfo] = &[
         description: "the message could not be parsed as RFC 5322",
     },
     lookalike::ReasonInfo {
+        code: "MIME_LIMIT",
+        weight: 2.0,
+        description: "MIME structure past max_mime_depth or max_mime_parts: the rest was not scanned",
+    },
+    lookalike::ReasonInfo {
         code: "OVERSIZE",
         weight: 0.0,
         description: "larger than max_message_bytes: not verified",
