@@ -14,6 +14,14 @@
 //! N untimed messages first; `--hold N` only opens N idle connections (negotiate, connect,
 //! HELO) for `--hold-secs`, to measure a milter's memory per connection.
 //!
+//! `--mix FILE` is the soak mode of integration/soak.py: a weighted JSON list of message kinds,
+//! each with its own client IP, HELO and envelope sender; connections are reopened after a
+//! random number of messages; `--abort-permille`, `--disconnect-permille` and
+//! `--garbage-permille` cut messages short; `--eom-body-permille` sends the last body chunk
+//! with EOM (on connections that do not offer SKIP, `--no-skip-permille`). It checks that each
+//! message sent gets exactly one final reply and that every other reply is Continue, and
+//! reports counts by kind and outcome as JSON (`--replies-file`: one line per message).
+//!
 //! ```text
 //! cargo run --release --example milter_load -- --socket inet:127.0.0.1:8891 \
 //!     --connections 8 --messages 200 --max-secs 60 --ip 192.0.2.10 \

@@ -366,8 +366,9 @@ format = "json"
 
     # Phase plan, all within the budget (the checks at the end take a few seconds).
     warmup = min(60, max(20, secs // 10))
-    # Left for the phases after the load and for reading the log (about 1 s per minute).
-    load_secs = secs - (time.monotonic() - t0) - warmup - 50 - secs // 60
+    # Left for the baseline, recovery and end phases (about 30 s) and for reading the log
+    # (about 1 s per minute of load), with some slack.
+    load_secs = secs - (time.monotonic() - t0) - warmup - 35 - secs // 30
     if load_secs < 20:
         check("budget", False, "SECONDS too small for warm-up and load")
         return
