@@ -23,3 +23,6 @@ echo "== integration/package.sh (.deb build, install, config-check, purge; syste
 bash integration/package.sh
 echo "== integration/interop.sh (metrics endpoint, JSON logs, RFC 8601 parsing by authres)"
 bash integration/interop.sh
+# Last: two minutes of mixed and hostile load with DNS faults (docs/security.md, "Soak test").
+echo "== integration/soak.sh 120 (one final reply per message; fds, tasks and RSS back to baseline)"
+bash integration/soak.sh 120

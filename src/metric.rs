@@ -33,6 +33,12 @@ pub const CONNECTIONS: &str = "spoofguard_connections_total";
 pub const CONFIG_RELOADS: &str = "spoofguard_config_reloads_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "spoofguard_build_info";
+/// Tasks alive in the async runtime, sampled every [`TASKS_SAMPLE_INTERVAL`].
+pub const TASKS_ALIVE: &str = "spoofguard_tasks_alive";
+
+/// How often [`TASKS_ALIVE`] is sampled: one atomic read, so the exporter never has to call
+/// into the runtime while it renders.
+pub const TASKS_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Histogram buckets in seconds: from 100 µs (a header callback) to 30 s (DNS time-outs).
 const BUCKETS: [f64; 16] = [
@@ -55,7 +61,30 @@ pub fn install(addr: SocketAddr) -> Result<(), String> {
         .install()
         .map_err(|e| e.to_string())?;
     describe();
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        tasks_alive(&rt);
+        rt.spawn(sample_tasks(rt.clone()));
+    }
     Ok(())
+}
+
+/// Sets [`TASKS_ALIVE`] every [`TASKS_SAMPLE_INTERVAL`], for as long as the runtime runs.
+async fn sample_tasks(rt: tokio::runtime::Handle) {
+    let mut tick = tokio::time::interval(TASKS_SAMPLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        tasks_alive(&rt);
+    }
+}
+
+/// Records the number of tasks alive in `rt` now: spoofguard's own (the exporter and its
+/// HTTP connections, the reload and sampling tasks), two per open MTA connection (indymilter's
+/// session and its socket), and the resolver's. Returns it.
+pub fn tasks_alive(rt: &tokio::runtime::Handle) -> usize {
+    let n = rt.metrics().num_alive_tasks();
+    gauge!(TASKS_ALIVE).set(n as f64);
+    n
 }
 
 /// HELP and TYPE lines, and the series that should read 0 before anything happened.
@@ -89,6 +118,10 @@ fn describe() {
     describe_gauge!(
         BUILD_INFO,
         "Always 1; the version label is the running version"
+    );
+    describe_gauge!(
+        TASKS_ALIVE,
+        "Tasks alive in the async runtime, sampled every second"
     );
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!(CONNECTIONS_OPEN).set(0.0);
@@ -253,5 +286,33 @@ mod tests {
         drop(still_open);
         assert!(has(&text, "spoofguard_connections_open 1"), "{text}");
         assert!(has(&text, "spoofguard_connections_total 3"), "{text}");
+    }
+
+    /// The gauge follows the runtime's count: one more while a spawned task waits, back to
+    /// the same number once it has ended.
+    #[test]
+    fn tasks_alive_counts_runtime_tasks() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (mut before, mut during, mut after) = (0, 0, 0);
+        let text = render(|| {
+            before = tasks_alive(&handle);
+            let task = handle.spawn(async move {
+                let _ = rx.await;
+            });
+            during = tasks_alive(&handle);
+            tx.send(()).unwrap();
+            rt.block_on(task).unwrap();
+            after = tasks_alive(&handle);
+        });
+        assert_eq!((during, after), (before + 1, before), "{text}");
+        assert!(
+            has(&text, &format!("spoofguard_tasks_alive {after}")),
+            "{text}"
+        );
     }
 }
