@@ -174,26 +174,12 @@ fn prepare(raw: &[u8]) -> Prepared {
             .into_iter()
             .map(|(n, v)| (cbytes(n), cbytes(v)))
             .collect(),
-        body: Bytes::from(to_crlf(body)),
+        body: Bytes::from(spoofguard::check::to_crlf(body)),
     }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Bare LF to CRLF, as the MTA sends the body.
-fn to_crlf(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + body.len() / 32);
-    let mut prev = 0u8;
-    for &b in body {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    out
 }
 
 /// A C string of these bytes without any NUL (the protocol cannot carry one).

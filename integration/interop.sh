@@ -20,24 +20,11 @@ need=()
 "$PY" -c 'import nacl' 2>/dev/null || need+=(python3-nacl)
 "$PY" -c 'import authres' 2>/dev/null || need+=(python3-authres)
 "$PY" -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
-command -v nsd >/dev/null || need+=(nsd)
-command -v dknewkey >/dev/null || need+=(python3-dkim)
-if ((${#need[@]} > 0)); then
-    echo "installing: ${need[*]}"
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq </dev/null >/dev/null 2>&1 || true
-        apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >/dev/null 2>&1 || true
-    fi
-fi
+# shellcheck source=integration/lib.sh
+source "$ROOT/integration/lib.sh"
+install_needed
 
-if [[ -z ${SPOOFGUARD_BIN:-} || -z ${MILTER_LOAD_BIN:-} ]]; then
-    # Two builds: the example needs dev-dependencies, whose features must not change the
-    # spoofguard binary that integration/run.sh and package.sh use.
-    (cd "$ROOT" && cargo build --release --locked --quiet --bin spoofguard &&
-        cargo build --release --locked --quiet --example milter_load) ||
-        { echo "cargo build --release failed"; echo "0 passed, 1 failed"; exit 1; }
-fi
+build_release_and_load
 
 total_pass=0
 total_fail=0

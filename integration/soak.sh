@@ -31,24 +31,11 @@ need=()
 [[ -x $PY ]] || need+=(python3)
 "$PY" -c 'import dkim' 2>/dev/null || need+=(python3-dkim)
 "$PY" -c 'import nacl' 2>/dev/null || need+=(python3-nacl)
-command -v nsd >/dev/null || need+=(nsd)
-command -v dknewkey >/dev/null || need+=(python3-dkim)
-if ((${#need[@]} > 0)); then
-    echo "installing: ${need[*]}"
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq </dev/null >/dev/null 2>&1 || true
-        apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >/dev/null 2>&1 || true
-    fi
-fi
+# shellcheck source=integration/lib.sh
+source "$ROOT/integration/lib.sh"
+install_needed
 
-if [[ -z ${SPOOFGUARD_BIN:-} || -z ${MILTER_LOAD_BIN:-} ]]; then
-    # Two builds, as integration/interop.sh: the example's dev-dependencies must not change
-    # the features of the spoofguard binary the other scripts use.
-    (cd "$ROOT" && cargo build --release --locked --quiet --bin spoofguard &&
-        cargo build --release --locked --quiet --example milter_load) ||
-        { echo "cargo build --release failed"; echo "0 passed, 1 failed"; exit 1; }
-fi
+build_release_and_load
 
 echo "== integration/soak.py $SECS (stopped after $LIMIT s at the latest)"
 mkdir -p "$ROOT/integration/work"

@@ -1028,17 +1028,22 @@ async fn connections_past_max_connections_wait_until_a_session_ends() {
     milter.shutdown().await;
 }
 
+/// The milter with `[milter] connection_timeout_secs` set.
+async fn with_connection_timeout(secs: u64) -> Milter {
+    Milter::spawn(&config("").replace(
+        "[milter]\n",
+        &format!("[milter]\nconnection_timeout_secs = {secs}\n"),
+    ))
+    .await
+}
+
 /// `connection_timeout_secs` bounds each read of a packet: a connection idle for longer
 /// (before negotiation, after it, or in the middle of a message) is closed; a client that
 /// sends a packet at least that often stays, however long its session.
 #[tokio::test]
 async fn idle_connections_are_closed_after_the_timeout() {
     let timeout_secs = 2;
-    let milter = Milter::spawn(&config("").replace(
-        "[milter]\n",
-        &format!("[milter]\nconnection_timeout_secs = {timeout_secs}\n"),
-    ))
-    .await;
+    let milter = with_connection_timeout(timeout_secs).await;
     let mut by = Bystander::start(&milter).await;
 
     let mut silent = Raw::connect(&milter).await;
@@ -1077,11 +1082,7 @@ async fn idle_connections_are_closed_after_the_timeout() {
 #[tokio::test]
 async fn a_packet_dribbled_slower_than_the_timeout_is_dropped() {
     let timeout_secs = 2;
-    let milter = Milter::spawn(&config("").replace(
-        "[milter]\n",
-        &format!("[milter]\nconnection_timeout_secs = {timeout_secs}\n"),
-    ))
-    .await;
+    let milter = with_connection_timeout(timeout_secs).await;
     let mut by = Bystander::start(&milter).await;
 
     let mut raw = Raw::open(&milter).await;
