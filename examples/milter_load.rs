@@ -174,7 +174,7 @@ fn prepare(raw: &[u8]) -> Prepared {
             .into_iter()
             .map(|(n, v)| (cbytes(n), cbytes(v)))
             .collect(),
-        body: Bytes::from(spoofguard::check::to_crlf(body)),
+        body: Bytes::from(spoofguard::intake::to_crlf(body)),
     }
 }
 

@@ -3,10 +3,11 @@
 
 use crate::auth::zone::{Zone, ZoneServer};
 use crate::config::Config;
-use crate::evaluate::{self, Envelope, Evaluation, Runtime};
+use crate::evaluate::{self, Envelope, Evaluation, Kind, Runtime};
 use crate::header;
+use crate::intake::{Intake, Limits};
 use crate::lookalike;
-use crate::score::{self, Reason};
+use crate::score::Reason;
 use serde_json::json;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -62,17 +63,14 @@ pub async fn run_check(
         }
         None => None,
     };
-    let authserv_id = config
-        .milter
-        .authserv_id
-        .clone()
-        .or_else(|| hostname::get().ok().and_then(|h| h.into_string().ok()))
-        .unwrap_or_else(|| "localhost".into());
+    // Resolved as the milter resolves it, with this host's name for the MTA's.
+    let authserv_id = evaluate::authserv_id(&config, None);
     let rt = Runtime::build(config, None)?;
+    let limits = Limits::of(&rt.config);
     let mut failed = 0;
     for file in files {
         let raw = match std::fs::read(file) {
-            Ok(r) => to_crlf(&r),
+            Ok(r) => r,
             Err(e) => {
                 eprintln!("{}: cannot read: {e}", file.display());
                 failed += 1;
@@ -80,7 +78,7 @@ pub async fn run_check(
             }
         };
         let envelope = Envelope {
-            client_ip: opts.ip,
+            client_ip: opts.ip.map(evaluate::client_ip),
             helo: opts.helo.clone().unwrap_or_default(),
             mail_from: opts
                 .mail_from
@@ -88,9 +86,14 @@ pub async fn run_check(
                 .unwrap_or_else(|| default_mail_from(&raw)),
             recipients: Vec::new(),
             queue_id: "NONE".into(),
+            authenticated: false,
+            authserv_id: authserv_id.clone(),
         };
-        let eval = evaluate::evaluate(&rt, &authserv_id, &envelope, &raw).await;
-        print_report(file, &eval, opts.format);
+        // Taken in field by field within the same limits as the milter's, so an oversize
+        // message or a forged-header flood gets the milter's outcome here too.
+        let intake = Intake::from_message(limits, &raw, &authserv_id);
+        let eval = evaluate::evaluate(&rt, &envelope, intake.input()).await;
+        print_report(file, &eval, &intake, opts.format);
     }
     Ok(failed)
 }
@@ -108,20 +111,6 @@ fn default_mail_from(raw: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// LF line endings to CRLF, as an MTA would hand the message over.
-pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
-    let mut prev = 0u8;
-    for &b in raw {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    out
-}
-
 fn reasons_json(reasons: &[Reason]) -> serde_json::Value {
     serde_json::Value::Array(
         reasons
@@ -131,27 +120,42 @@ fn reasons_json(reasons: &[Reason]) -> serde_json::Value {
     )
 }
 
-fn print_report(file: &Path, eval: &Evaluation, format: Format) {
-    let v = &eval.verdicts;
-    let ar = header::unfold(&eval.authentication_results());
+fn print_report(file: &Path, eval: &Evaluation, intake: &Intake, format: Format) {
+    let ar = eval.authentication_results().map(|v| header::unfold(&v));
+    let subject = eval.tagged_subject(intake.subject());
     match format {
         Format::Json => {
             let mut obj = json!({
                 "file": file.display().to_string(),
-                "spf": v.spf.result,
-                "dkim": v.dkim_summary(),
-                "dmarc": v.dmarc.result,
-                "arc": v.arc.result,
-                "authentication_results": ar,
                 "verdict": eval.decision,
                 "score": eval.score,
                 "reasons": reasons_json(&eval.reasons),
+                "action": eval.action,
+                "headers": eval.headers.iter().map(|h| json!({"name": h.name, "value": h.value})).collect::<Vec<_>>(),
             });
+            if let Some(v) = &eval.verdicts {
+                obj["spf"] = json!(v.spf.result);
+                obj["dkim"] = json!(v.dkim_summary());
+                obj["dmarc"] = json!(v.dmarc.result);
+                obj["arc"] = json!(v.arc.result);
+            }
+            if let Some(ar) = ar {
+                obj["authentication_results"] = json!(ar);
+            }
+            if eval.kind != Kind::Judged {
+                obj["not_judged"] = json!(eval.kind.reason());
+            }
             if let Some(b) = &eval.brand {
                 obj["brand"] = json!(b);
             }
             if let Some(w) = &eval.why {
                 obj["why"] = json!(w);
+            }
+            if let Some(r) = &eval.reply {
+                obj["reply"] = json!(r.to_string());
+            }
+            if let Some(s) = subject {
+                obj["subject"] = json!(s);
             }
             out!("{obj}");
         }
@@ -162,9 +166,20 @@ fn print_report(file: &Path, eval: &Evaluation, format: Format) {
                 eval.decision,
                 eval.score
             );
-            out!("  Authentication-Results: {ar}");
+            if let Some(ar) = ar {
+                out!("  Authentication-Results: {ar}");
+            }
+            if eval.kind != Kind::Judged {
+                out!("  not judged: {}", eval.kind.reason());
+            }
             if let Some(w) = &eval.why {
                 out!("  why: {w}");
+            }
+            if let Some(r) = &eval.reply {
+                out!("  reply: {r}");
+            }
+            if let Some(s) = subject {
+                out!("  Subject: {s}");
             }
             for r in &eval.reasons {
                 out!("  {:+6.1} {} {}", r.weight, r.code, r.detail);
@@ -177,19 +192,9 @@ fn print_report(file: &Path, eval: &Evaluation, format: Format) {
 pub fn run_domain(config: &Config, domains: &[String], format: Format) -> anyhow::Result<()> {
     let (catalogue, weights) = evaluate::compile(config)?;
     for domain in domains {
-        let findings = lookalike::check_domain(domain, &catalogue);
-        let brand = findings.iter().find_map(|f| f.brand.clone());
-        let reasons: Vec<Reason> = findings
-            .into_iter()
-            .map(|f| Reason {
-                code: f.code.to_owned(),
-                weight: weights.of(f.code),
-                detail: f.detail,
-                brand: f.brand,
-            })
-            .collect();
-        let total = score::total(&reasons);
-        let verdict = score::decide(total, &config.policy);
+        let judged = evaluate::evaluate_domain(&catalogue, &weights, config, domain);
+        let (total, verdict, reasons, brand) =
+            (judged.score, judged.decision, judged.reasons, judged.brand);
         match format {
             Format::Json => {
                 let mut obj = json!({
@@ -262,14 +267,4 @@ pub fn run_brands(config: &Config, format: Format) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn to_crlf_keeps_existing_crlf() {
-        assert_eq!(to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
-    }
 }

@@ -1,10 +1,16 @@
-//! One message in, one `Evaluation` out: authentication, lookalike checks, rules, score and
-//! decision. The milter's end-of-message step and `spoofguard check` both call [`evaluate`];
-//! there is no second decision path. Never returns an error: DNS trouble is a verdict.
+//! Whatever arrived in, one `Evaluation` out: for a message, authentication, lookalike checks,
+//! rules, score and decision; for a trusted client, an oversize message, a forged-header flood
+//! or a time-out, what the MTA is to do without judging. The evaluation carries the headers to
+//! add and the SMTP reply, so the milter only applies it and `spoofguard check` only prints
+//! it: there is no second decision path. Never returns an error: DNS trouble is a verdict.
 
 use crate::auth::{self, AuthResult, AuthVerdicts, Caches, DmarcPolicy, SmtpIdentity};
-use crate::config::{Config, ConfigError, DnsErrorAction, Issue, MilterSettings, RuleTarget};
+use crate::config::{
+    Config, ConfigError, DnsErrorAction, ErrorAction, Issue, MilterSettings, OversizeAction,
+    RuleTarget,
+};
 use crate::header;
+use crate::header::reply::{Reply, ReplyKind};
 use crate::lookalike::{self, AuthContext, Catalogue};
 use crate::metric;
 use crate::score::{self, Decision, Reason, Weights};
@@ -77,13 +83,106 @@ pub struct Envelope {
     pub recipients: Vec<String>,
     /// The MTA's queue id, or `NONE`.
     pub queue_id: String,
+    /// The client authenticated with SMTP AUTH (macro `{auth_authen}`).
+    pub authenticated: bool,
+    /// Our authserv-id (see [`authserv_id`]).
+    pub authserv_id: String,
 }
 
-/// The outcome for one message.
+/// What arrived for judgement. The milter and `spoofguard check` both build it with
+/// [`crate::intake::Intake`], or name a time-out.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// The whole message (CRLF line endings).
+    Message(&'a [u8]),
+    /// The message was over a `[milter]` limit (why); its bytes were not kept.
+    Oversize(&'a str),
+    /// More forged copies of our headers than can be removed.
+    ForgedOverflow,
+    /// The SMTP transaction took longer than `[milter] message_timeout_secs`.
+    TransferTimeout,
+    /// Verification took longer than `[milter] evaluation_timeout_secs`.
+    EvaluationTimeout,
+}
+
+/// What kind of outcome an evaluation is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "why")]
+pub enum Kind {
+    /// The message was verified and scored.
+    Judged,
+    /// Not judged: a trusted network or an authenticated sender.
+    Skipped(&'static str),
+    /// Not judged: over a size limit (why).
+    Oversize(String),
+    /// Refused unjudged: too many forged headers.
+    ForgedOverflow,
+    /// Refused unjudged: the transaction took longer than `message_timeout_secs`.
+    TransferTimeout { limit_secs: u64 },
+    /// Verification took longer than `evaluation_timeout_secs`; `[milter] on_error`
+    /// answered.
+    EvaluationTimeout { limit_secs: u64 },
+}
+
+impl Kind {
+    /// The `decision` label of the `spoofguard_messages_total` metric for an unjudged
+    /// message (a judged one is labelled with its decision).
+    pub fn metric_label(&self) -> Option<&'static str> {
+        match self {
+            Kind::Judged => None,
+            Kind::Skipped(_) => Some("skip"),
+            Kind::Oversize(_) => Some("oversize"),
+            Kind::ForgedOverflow => Some("reject"),
+            Kind::TransferTimeout { .. } | Kind::EvaluationTimeout { .. } => Some("timeout"),
+        }
+    }
+
+    /// Why an unjudged message was not judged (the `reason` log field).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Kind::Judged => "",
+            Kind::Skipped(why) => why,
+            Kind::Oversize(_) => "oversize",
+            Kind::ForgedOverflow => "forged headers",
+            Kind::TransferTimeout { .. } => "message timeout",
+            Kind::EvaluationTimeout { .. } => "evaluation timeout",
+        }
+    }
+}
+
+/// What the MTA is told to do with the message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action", content = "reason")]
+pub enum Action {
+    /// Deliver, with the headers of the evaluation.
+    Continue,
+    /// Deliver and stop filtering this message (`[milter] on_error = "accept"`).
+    Accept,
+    /// Deliver into the MTA's quarantine (hold queue), with this reason.
+    Quarantine(String),
+    /// Refuse with the evaluation's 5xx reply.
+    Reject,
+    /// Refuse for now with the evaluation's 4xx reply.
+    Tempfail,
+}
+
+/// A header field to add: `first` ones go above every other field (Authentication-Results,
+/// RFC 8601, section 5), the rest at the end. Values are folded with "\n\t".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AddedHeader {
+    pub name: &'static str,
+    pub value: String,
+    #[serde(skip)]
+    pub first: bool,
+}
+
+/// The outcome for one message: the judgement and everything the MTA is to do about it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Evaluation {
+    pub kind: Kind,
     pub authserv_id: String,
-    pub verdicts: AuthVerdicts,
+    /// Authentication results; `None` for a message that was not judged.
+    pub verdicts: Option<AuthVerdicts>,
     pub reasons: Vec<Reason>,
     pub score: f64,
     pub decision: Decision,
@@ -98,17 +197,241 @@ pub struct Evaluation {
     /// The brand the message was matched against, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brand: Option<String>,
+    /// What the MTA does with the message.
+    pub action: Action,
+    /// The SMTP reply for a reject or tempfail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Reply>,
+    /// Header fields to add, in order.
+    pub headers: Vec<AddedHeader>,
+    /// The tag to put before the Subject (`[policy] subject_tag`), if the message gets one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_tag: Option<String>,
+    /// Whether forged copies of our headers are to be removed (RFC 8601, section 5).
+    pub delete_forged: bool,
+    /// `[milter] dry_run`: the decision is reported but not carried out.
+    pub dry_run: bool,
 }
 
 impl Evaluation {
-    /// The Authentication-Results value, folded.
-    pub fn authentication_results(&self) -> String {
-        header::authentication_results(&self.authserv_id, &self.verdicts, self.dmarc_disposition)
+    /// The Authentication-Results value, folded; `None` when the message was not judged.
+    pub fn authentication_results(&self) -> Option<String> {
+        self.verdicts
+            .as_ref()
+            .map(|v| header::authentication_results(&self.authserv_id, v, self.dmarc_disposition))
+    }
+
+    /// The Subject a tagged message gets, from the Subject it arrived with.
+    pub fn tagged_subject(&self, original: Option<&str>) -> Option<String> {
+        let tag = self.subject_tag.as_deref()?;
+        let subject = original.unwrap_or_default();
+        Some(format!("{tag} {}", subject.trim()).trim().to_owned())
     }
 }
 
-/// Judges one message. `raw` is the message as received (CRLF line endings).
-pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> Evaluation {
+/// The authserv-id of our Authentication-Results (RFC 8601, section 2.5): `[milter]
+/// authserv_id`, else the MTA's host name (macro `j`), else this host's name; lowercase,
+/// because it is compared without regard to case.
+pub fn authserv_id(config: &Config, mta_host: Option<&str>) -> String {
+    config
+        .milter
+        .authserv_id
+        .clone()
+        .or_else(|| mta_host.map(str::to_owned).filter(|j| !j.is_empty()))
+        .or_else(|| hostname::get().ok().and_then(|h| h.into_string().ok()))
+        .unwrap_or_else(|| "localhost".into())
+        .to_ascii_lowercase()
+}
+
+/// An IPv4 client seen through an IPv6 socket (`::ffff:192.0.2.1`) is IPv4 to SPF's `ip4:`
+/// mechanisms and to `trusted_networks` (RFC 7208, section 5.6).
+pub fn client_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Decides every outcome: whatever arrived, one [`Evaluation`] with the decision, the
+/// headers and the reply. Never returns an error: DNS trouble is a verdict.
+pub async fn evaluate(rt: &Runtime, env: &Envelope, input: Input<'_>) -> Evaluation {
+    match screen(rt, env, input) {
+        Ok(eval) => eval,
+        Err(raw) => {
+            let judged = judge(rt, &env.authserv_id, env, raw).await;
+            plan(rt, judged)
+        }
+    }
+}
+
+/// The outcomes that need no verification, decided at once: `Ok` with the evaluation, or
+/// `Err` with the message bytes when the message is to be judged (by [`evaluate`]). The
+/// milter calls it first, so that only real verification runs as its own task.
+pub fn screen<'a>(rt: &Runtime, env: &Envelope, input: Input<'a>) -> Result<Evaluation, &'a [u8]> {
+    let config = &rt.config;
+    let kind = match input {
+        Input::ForgedOverflow => Kind::ForgedOverflow,
+        Input::TransferTimeout => Kind::TransferTimeout {
+            limit_secs: config.milter.message_timeout.as_secs(),
+        },
+        Input::EvaluationTimeout => Kind::EvaluationTimeout {
+            limit_secs: config.milter.evaluation_timeout.as_secs(),
+        },
+        _ if env
+            .client_ip
+            .is_some_and(|ip| config.auth.is_trusted(client_ip(ip))) =>
+        {
+            Kind::Skipped("trusted network")
+        }
+        _ if env.authenticated && config.auth.skip_authenticated => {
+            Kind::Skipped("authenticated sender")
+        }
+        Input::Oversize(why) => Kind::Oversize(why.to_owned()),
+        Input::Message(raw) => return Err(raw),
+    };
+    Ok(unjudged(rt, env, kind))
+}
+
+/// What the MTA does with a message that was not judged.
+fn unjudged(rt: &Runtime, env: &Envelope, kind: Kind) -> Evaluation {
+    let config = &rt.config;
+    let mut eval = Evaluation {
+        kind: kind.clone(),
+        authserv_id: env.authserv_id.clone(),
+        verdicts: None,
+        reasons: Vec::new(),
+        score: 0.0,
+        decision: Decision::Accept,
+        dmarc_disposition: DmarcPolicy::None,
+        why: None,
+        from_domain: None,
+        brand: None,
+        action: Action::Continue,
+        reply: None,
+        headers: Vec::new(),
+        subject_tag: None,
+        delete_forged: true,
+        dry_run: config.milter.dry_run,
+    };
+    match kind {
+        Kind::Judged => {}
+        Kind::Skipped(_) => eval.decision = Decision::Skip,
+        Kind::Oversize(why) => match config.milter.oversize_action {
+            OversizeAction::Accept => {
+                // Delivered unverified, scored like any message: by default OVERSIZE weighs
+                // nothing and the message is accepted with the score headers.
+                eval.reasons
+                    .push(reason(rt, "OVERSIZE", format!("{why}, not verified")));
+                eval.score = score::total(&eval.reasons);
+                eval.decision = score::decide(eval.score, &config.policy);
+                if eval.decision > Decision::Tag {
+                    eval.why = Some(score_why(eval.score, &eval.reasons));
+                }
+                return plan(rt, eval);
+            }
+            OversizeAction::Tempfail => {
+                eval.decision = Decision::Tempfail;
+                eval.action = Action::Tempfail;
+                eval.reply = Some(Reply::new(ReplyKind::OversizeTempfail, None));
+            }
+            OversizeAction::Reject => {
+                eval.decision = Decision::Reject;
+                eval.action = Action::Reject;
+                eval.reply = Some(Reply::new(ReplyKind::OversizeReject, None));
+            }
+        },
+        Kind::ForgedOverflow => {
+            eval.decision = Decision::Reject;
+            eval.action = Action::Reject;
+            eval.reply = Some(Reply::new(ReplyKind::ForgedOverflow, None));
+            eval.delete_forged = false;
+        }
+        Kind::TransferTimeout { .. } => {
+            eval.decision = Decision::Tempfail;
+            eval.action = Action::Tempfail;
+            eval.reply = Some(Reply::new(ReplyKind::TransferTimeout, None));
+            eval.delete_forged = false;
+        }
+        Kind::EvaluationTimeout { .. } => match config.milter.on_error {
+            ErrorAction::Tempfail => {
+                eval.decision = Decision::Tempfail;
+                eval.action = Action::Tempfail;
+                eval.reply = Some(Reply::new(ReplyKind::EvaluationTimeoutTempfail, None));
+            }
+            ErrorAction::Reject => {
+                eval.decision = Decision::Reject;
+                eval.action = Action::Reject;
+                eval.reply = Some(Reply::new(ReplyKind::EvaluationTimeoutReject, None));
+            }
+            ErrorAction::Accept => eval.action = Action::Accept,
+        },
+    }
+    eval
+}
+
+/// What the MTA does with a judged message: a reply for reject and tempfail; otherwise
+/// Authentication-Results, the score headers, the subject tag and quarantine as configured.
+/// In a dry run nothing is refused, tagged or quarantined.
+fn plan(rt: &Runtime, mut eval: Evaluation) -> Evaluation {
+    let config = &rt.config;
+    let dry_run = eval.dry_run;
+    if eval.decision == Decision::Tempfail && !dry_run {
+        eval.action = Action::Tempfail;
+        eval.reply = Some(Reply::new(
+            ReplyKind::DnsTempfail,
+            Some(&config.policy.tempfail_text),
+        ));
+        return eval;
+    }
+    if eval.decision == Decision::Reject && !dry_run {
+        let text = format!(
+            "{}: {}",
+            config.policy.reject_text,
+            eval.why.as_deref().unwrap_or("policy")
+        );
+        eval.action = Action::Reject;
+        eval.reply = Some(Reply::new(ReplyKind::PolicyReject, Some(&text)));
+        return eval;
+    }
+    if let Some(ar) = eval.authentication_results() {
+        eval.headers.push(AddedHeader {
+            name: header::AUTHENTICATION_RESULTS,
+            value: ar,
+            first: true,
+        });
+    }
+    if config.headers.add_score_headers {
+        let mut added = score_headers(&eval);
+        eval.headers.append(&mut added);
+    }
+    if eval.decision >= Decision::Tag && !config.policy.subject_tag.is_empty() && !dry_run {
+        eval.subject_tag = Some(config.policy.subject_tag.clone());
+    }
+    if eval.decision == Decision::Quarantine && !dry_run {
+        let why = eval.why.as_deref().unwrap_or("policy");
+        eval.action = Action::Quarantine(header::one_line(why, 900));
+    }
+    eval
+}
+
+/// X-Spoofguard-Score, -Verdict and -Reasons.
+fn score_headers(eval: &Evaluation) -> Vec<AddedHeader> {
+    [
+        (header::X_SCORE, header::score_value(eval.score)),
+        (header::X_VERDICT, eval.decision.as_str().to_owned()),
+        (header::X_REASONS, header::reasons_value(&eval.reasons)),
+    ]
+    .into_iter()
+    .map(|(name, value)| AddedHeader {
+        name,
+        value,
+        first: false,
+    })
+    .collect()
+}
+
+/// Verifies and scores one message. `raw` is the message as received (CRLF line endings).
+async fn judge(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> Evaluation {
     let config = &rt.config;
     let started = Instant::now();
     let parsed = MessageParser::new()
@@ -182,12 +505,7 @@ pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8
             if brand.is_none() {
                 brand.clone_from(&f.brand);
             }
-            reasons.push(Reason {
-                code: f.code.to_owned(),
-                weight: rt.weights.of(f.code),
-                detail: f.detail,
-                brand: f.brand,
-            });
+            reasons.push(finding_reason(&rt.weights, f));
         }
     }
 
@@ -239,16 +557,65 @@ pub async fn evaluate(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8
 
     metric::evaluation_step("total", started.elapsed());
     Evaluation {
+        kind: Kind::Judged,
         authserv_id: authserv_id.to_owned(),
         from_domain: (!verdicts.dmarc.from_domain.is_empty())
             .then(|| verdicts.dmarc.from_domain.clone()),
-        verdicts,
+        verdicts: Some(verdicts),
         reasons,
         score,
         decision,
         dmarc_disposition,
         why,
         brand,
+        action: Action::Continue,
+        reply: None,
+        headers: Vec::new(),
+        subject_tag: None,
+        delete_forged: true,
+        dry_run: config.milter.dry_run,
+    }
+}
+
+/// A sender domain judged alone (`spoofguard domain`).
+#[derive(Clone, Debug, Serialize)]
+pub struct DomainEvaluation {
+    pub reasons: Vec<Reason>,
+    pub score: f64,
+    pub decision: Decision,
+    /// The brand the domain was matched against, if any.
+    pub brand: Option<String>,
+}
+
+/// Scores a sender domain by its lookalike findings, with the same weights and `[policy]`
+/// thresholds as a message's.
+pub fn evaluate_domain(
+    catalogue: &Catalogue,
+    weights: &Weights,
+    config: &Config,
+    domain: &str,
+) -> DomainEvaluation {
+    let findings = lookalike::check_domain(domain, catalogue);
+    let brand = findings.iter().find_map(|f| f.brand.clone());
+    let reasons: Vec<Reason> = findings
+        .into_iter()
+        .map(|f| finding_reason(weights, f))
+        .collect();
+    let score = score::total(&reasons);
+    DomainEvaluation {
+        decision: score::decide(score, &config.policy),
+        reasons,
+        score,
+        brand,
+    }
+}
+
+fn finding_reason(weights: &Weights, f: lookalike::Finding) -> Reason {
+    Reason {
+        code: f.code.to_owned(),
+        weight: weights.of(f.code),
+        detail: f.detail,
+        brand: f.brand,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod evaluate;
 pub mod header;
+pub mod intake;
 pub mod logging;
 pub mod lookalike;
 pub mod metric;

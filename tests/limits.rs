@@ -257,7 +257,7 @@ async fn more_forged_headers_than_can_be_deleted_are_refused() {
     // mailbox, so the message is refused instead.
     let milter = Milter::spawn(&config("")).await;
     let mut msg = String::new();
-    for _ in 0..=spoofguard::milter::session::MAX_FORGED {
+    for _ in 0..=spoofguard::intake::MAX_FORGED {
         msg.push_str("X-Spoofguard-Verdict: accept\n");
     }
     msg.push_str(&eml("plain.eml"));

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use spoofguard::auth::zone::{Zone, ZoneServer};
 use spoofguard::config::Config;
-use spoofguard::evaluate::{Envelope, Runtime, evaluate};
+use spoofguard::evaluate::{Envelope, Input, Runtime, evaluate};
 use spoofguard::header;
 use std::path::Path;
 use std::sync::LazyLock;
@@ -56,10 +56,14 @@ fuzz_target!(|data: &[u8]| {
         mail_from: "a@fuzz.example".into(),
         recipients: vec!["b@rcpt.example".into()],
         queue_id: "FUZZ".into(),
+        authenticated: false,
+        authserv_id: "mx.fuzz.example".into(),
     };
     let eval = world
         .tokio
-        .block_on(evaluate(&world.rt, "mx.fuzz.example", &env, data));
-    assert!(printable_folded(&eval.authentication_results()));
+        .block_on(evaluate(&world.rt, &env, Input::Message(data)));
+    assert!(printable_folded(
+        &eval.authentication_results().expect("judged")
+    ));
     assert!(printable_folded(&header::reasons_value(&eval.reasons)));
 });

@@ -8,6 +8,8 @@
 use crate::auth::{AuthResult, AuthVerdicts, DmarcPolicy, SpfIdentity};
 use crate::score::Reason;
 
+pub mod reply;
+
 /// RFC 8601
 pub const AUTHENTICATION_RESULTS: &str = "Authentication-Results";
 /// Total score, one decimal.

@@ -86,12 +86,12 @@ fn handle_negotiate(
     cx.requested_actions = needed;
     if actions.contains(Actions::QUARANTINE) {
         cx.requested_actions |= Actions::QUARANTINE;
-        session.can_quarantine = true;
+        session.caps.can_quarantine = true;
     }
     // Exact header bytes matter to DKIM: ask for the space after the colon as received.
     if opts.contains(ProtoOpts::LEADING_SPACE) {
         cx.requested_opts |= ProtoOpts::LEADING_SPACE;
-        session.leading_space = true;
+        session.caps.leading_space = true;
     }
     if opts.contains(ProtoOpts::SKIP) {
         cx.requested_opts |= ProtoOpts::SKIP;
@@ -135,12 +135,15 @@ fn handle_helo(cx: &mut Context<Session>, helo: CString) -> Status {
 
 fn handle_mail(cx: &mut Context<Session>, args: Vec<CString>) -> Status {
     let authenticated = macro_str(&cx.macros, c"{auth_authen}").is_some_and(|a| !a.is_empty());
-    let session = session!(cx);
+    let queue_id = macro_str(&cx.macros, c"i");
+    let Some(session) = cx.data.as_mut() else {
+        return Status::Tempfail;
+    };
     let sender = args
         .first()
         .map(|a| a.to_string_lossy())
         .unwrap_or_default();
-    session.init_message(&sender, authenticated);
+    session.init_message(&sender, authenticated, queue_id);
     Status::Continue
 }
 
@@ -182,12 +185,18 @@ fn handle_header(cx: &mut Context<Session>, name: CString, value: CString) -> St
     } else {
         String::new()
     };
+    let span = session.span().clone();
+    let _in_span = span.enter();
     session.add_header(name.as_bytes(), value.as_bytes(), &id);
     Status::Continue
 }
 
 fn handle_eoh(cx: &mut Context<Session>) -> Status {
-    let session = session!(cx);
+    let queue_id = macro_str(&cx.macros, c"i");
+    let Some(session) = cx.data.as_mut() else {
+        return Status::Tempfail;
+    };
+    session.note_queue_id(queue_id);
     deadline!(cx, session);
     session.end_of_headers();
     Status::Continue
@@ -204,30 +213,14 @@ async fn handle_eom(cx: &mut EomContext<Session>) -> Status {
     let j = macro_str(&cx.macros, c"j").map(str::to_owned);
     let session = session!(cx);
     deadline!(cx, session);
-    let id = session.authserv_id(j.as_deref());
-    match session
-        .finish_message(&cx.actions, &mut cx.reply, queue_id.as_deref(), &id)
+    session
+        .finish_message(
+            &cx.actions,
+            &mut cx.reply,
+            queue_id.as_deref(),
+            j.as_deref(),
+        )
         .await
-    {
-        Ok(status) => status,
-        Err(e) => {
-            let status = session.error_status();
-            let queue_id = queue_id.as_deref().unwrap_or("NONE");
-            if matches!(e, super::session::SessionError::NoMessage) {
-                // The MTA (or a client on the socket) broke the protocol: not our failure.
-                warn!(queue_id, error = %e, ?status, "end of message without a message");
-            } else {
-                error!(queue_id, error = %e, ?status, "cannot finish message");
-            }
-            let action = match status {
-                Status::Tempfail => metric::Action::Tempfail,
-                Status::Reject => metric::Action::Reject,
-                _ => metric::Action::Deliver,
-            };
-            metric::message("error", action);
-            status
-        }
-    }
 }
 
 fn handle_abort(cx: &mut Context<Session>) -> Status {

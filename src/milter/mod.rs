@@ -1,6 +1,7 @@
 //! The milter server: binds the configured socket, wires the callbacks, runs until shutdown.
 //! Only this module imports indymilter.
 
+mod apply;
 mod callbacks;
 mod guard;
 pub mod session;

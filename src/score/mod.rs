@@ -113,6 +113,8 @@ pub struct Reason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
+    /// Not judged: a trusted network or an authenticated sender.
+    Skip,
     Accept,
     Tag,
     Quarantine,
@@ -124,6 +126,7 @@ impl Decision {
     /// As in `X-Spoofguard-Verdict` and logs.
     pub fn as_str(self) -> &'static str {
         match self {
+            Decision::Skip => "skip",
             Decision::Accept => "accept",
             Decision::Tag => "tag",
             Decision::Quarantine => "quarantine",
