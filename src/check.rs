@@ -1,12 +1,12 @@
 //! `spoofguard check` and `spoofguard domain`: the same evaluation as the milter, offline,
 //! printed as text or JSON lines; `spoofguard brands`: the brand catalogue in effect.
 
-use crate::auth::zone::{Zone, ZoneServer};
 use crate::config::Config;
 use crate::evaluate::{self, Envelope, Evaluation, Runtime};
 use crate::header;
 use crate::lookalike;
 use crate::score::{self, Reason};
+use crate::zone::{Zone, ZoneServer};
 use serde_json::json;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

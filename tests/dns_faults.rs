@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use indymilter_test::Status;
-use spoofguard::auth::zone::Zone;
+use spoofguard::zone::Zone;
 use std::time::{Duration, Instant};
 
 fn msg_from(domain: &str) -> String {

@@ -250,7 +250,7 @@ async fn forged_results_with_our_authserv_id_are_removed_others_kept() {
 
 #[tokio::test]
 async fn dns_timeout_gives_temperror_and_the_configured_action() {
-    let silence = |z: &mut spoofguard::auth::zone::Zone| z.silence("slow.example.");
+    let silence = |z: &mut spoofguard::zone::Zone| z.silence("slow.example.");
     let msg = eml("plain.eml")
         .replace("alice@sender.example", "dave@slow.example")
         .replace("plain-1@sender.example", "slow-1@slow.example");

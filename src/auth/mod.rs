@@ -4,7 +4,6 @@
 
 pub mod dns;
 pub mod void;
-pub mod zone;
 
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
