@@ -48,7 +48,7 @@ fn runtime(ed_pub: &str, rsa_pub: &str) -> Runtime {
     config.dns.attempts = 1;
     let rt = Runtime::build(config, None).unwrap();
     let until = Instant::now() + Duration::from_secs(86_400);
-    let txt = &rt.caches.txt;
+    let txt = &rt.verifier.caches().txt;
     txt.insert(
         "sender.example.".into(),
         SpfRecord::parse(b"v=spf1 ip4:192.0.2.10 -all").into(),

@@ -1,13 +1,13 @@
 //! `spoofguard check` and `spoofguard domain`: the same evaluation as the milter, offline,
 //! printed as text or JSON lines; `spoofguard brands`: the brand catalogue in effect.
 
-use crate::auth::zone::{Zone, ZoneServer};
 use crate::config::Config;
 use crate::evaluate::{self, Envelope, Evaluation, Kind, Runtime};
 use crate::header;
 use crate::intake::{Intake, Limits};
 use crate::lookalike;
 use crate::score::Reason;
+use crate::zone::{Zone, ZoneServer};
 use serde_json::json;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

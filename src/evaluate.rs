@@ -4,7 +4,7 @@
 //! add and the SMTP reply, so the milter only applies it and `spoofguard check` only prints
 //! it: there is no second decision path. Never returns an error: DNS trouble is a verdict.
 
-use crate::auth::{self, AuthResult, AuthVerdicts, Caches, DmarcPolicy, SmtpIdentity};
+use crate::auth::{AuthResult, AuthVerdicts, Caches, DmarcPolicy, SmtpIdentity, Verifier};
 use crate::config::{
     Config, ConfigError, DnsErrorAction, ErrorAction, Issue, MilterSettings, OversizeAction,
     RuleTarget,
@@ -14,7 +14,6 @@ use crate::header::reply::{Reply, ReplyKind};
 use crate::lookalike::{self, AuthContext, Catalogue};
 use crate::metric;
 use crate::score::{self, Decision, Reason, Weights};
-use mail_auth::{AuthenticatedMessage, MessageAuthenticator};
 use mail_parser::{MessageParser, PartFlags};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -30,8 +29,7 @@ pub struct Runtime {
     pub config: Config,
     pub catalogue: Catalogue,
     pub weights: Weights,
-    pub authenticator: MessageAuthenticator,
-    pub caches: Arc<Caches>,
+    pub verifier: Verifier,
 }
 
 impl Runtime {
@@ -39,18 +37,17 @@ impl Runtime {
     /// previous runtime's DNS cache over a reload.
     pub fn build(config: Config, caches: Option<Arc<Caches>>) -> Result<Runtime, ConfigError> {
         let (catalogue, weights) = compile(&config)?;
-        let authenticator =
-            auth::build_authenticator(&config.dns).map_err(|message| ConfigError::Invalid {
+        let verifier = Verifier::new(&config.dns, caches, config.auth.arc).map_err(|message| {
+            ConfigError::Invalid {
                 path: config.path.clone().unwrap_or_default(),
                 issues: vec![Issue::new("dns", message)],
-            })?;
-        let caches = caches.unwrap_or_else(|| Arc::new(Caches::new(config.dns.cache_entries)));
+            }
+        })?;
         Ok(Runtime {
             config,
             catalogue,
             weights,
-            authenticator,
-            caches,
+            verifier,
         })
     }
 }
@@ -438,9 +435,6 @@ async fn judge(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> E
         .max_depth(config.milter.max_mime_depth)
         .max_parts(config.milter.max_mime_parts)
         .parse(raw);
-    let message = parsed
-        .as_ref()
-        .map(|p| AuthenticatedMessage::from_parsed(p, raw, true));
     let smtp = SmtpIdentity {
         client_ip: env.client_ip,
         helo: &env.helo,
@@ -449,17 +443,15 @@ async fn judge(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> E
     };
     let mut reasons = Vec::new();
     let auth_started = Instant::now();
-    let verdicts = match &message {
-        Some(m) => auth::verify(&rt.authenticator, &rt.caches, m, &smtp, config.auth.arc).await,
-        None => {
-            reasons.push(reason(
-                rt,
-                "MALFORMED",
-                "no header section could be parsed".into(),
-            ));
-            verify_spf_only(rt, &smtp).await
-        }
-    };
+    if parsed.is_none() {
+        reasons.push(reason(
+            rt,
+            "MALFORMED",
+            "no header section could be parsed".into(),
+        ));
+    }
+    let auth = rt.verifier.verify(parsed.as_ref(), raw, &smtp).await;
+    let verdicts = auth.verdicts;
 
     metric::evaluation_step("auth", auth_started.elapsed());
 
@@ -470,7 +462,7 @@ async fn judge(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> E
             .filter(|h| h.raw_name().eq_ignore_ascii_case("from"))
             .count()
     });
-    let from_addresses = message.as_ref().map_or(0, |m| m.from_addresses().len());
+    let from_addresses = auth.from_addresses;
     if parsed.is_some() && from_headers == 0 || (from_headers == 1 && from_addresses == 0) {
         reasons.push(reason(rt, "FROM_MISSING", "no From address".into()));
     } else if from_headers > 1 || from_addresses > 1 {
@@ -674,46 +666,6 @@ fn auth_reasons(rt: &Runtime, v: &AuthVerdicts, reasons: &mut Vec<Reason>) {
     }
     if !dkim_pass && v.spf.result != AuthResult::Pass && v.dmarc.result == AuthResult::None {
         reasons.push(reason(rt, "NO_AUTH", String::new()));
-    }
-}
-
-/// SPF alone, for a message whose header section could not be parsed.
-async fn verify_spf_only(rt: &Runtime, smtp: &SmtpIdentity<'_>) -> AuthVerdicts {
-    // An empty but well-formed message: no From, no signatures; DMARC gives none.
-    let empty = b"X-Spoofguard-Placeholder: 1\r\n\r\n";
-    let msg = AuthenticatedMessage::parse(empty);
-    match msg {
-        Some(m) => {
-            let mut v = auth::verify(&rt.authenticator, &rt.caches, &m, smtp, false).await;
-            v.dmarc.from_domain.clear();
-            v
-        }
-        None => unreachable_verdicts(smtp),
-    }
-}
-
-/// Verdicts when not even a placeholder parses (never expected; keeps the milter answering).
-fn unreachable_verdicts(smtp: &SmtpIdentity<'_>) -> AuthVerdicts {
-    use crate::auth::{ArcVerdict, DmarcVerdict, SpfIdentity, SpfVerdict};
-    AuthVerdicts {
-        spf: SpfVerdict {
-            result: AuthResult::None,
-            identity: SpfIdentity::Helo(smtp.helo.to_owned()),
-            domain: smtp.helo.to_owned(),
-            comment: None,
-        },
-        dkim: Vec::new(),
-        arc: ArcVerdict {
-            result: AuthResult::None,
-            sets: 0,
-        },
-        dmarc: DmarcVerdict {
-            result: AuthResult::None,
-            from_domain: String::new(),
-            policy: None,
-            pct: 100,
-            sampled: true,
-        },
     }
 }
 

@@ -16,3 +16,4 @@ pub mod lookalike;
 pub mod metric;
 pub mod milter;
 pub mod score;
+pub mod zone;

@@ -234,7 +234,7 @@ fn reload(
             warn!("parameter \"{key}\" changed, restart needed");
         }
     }
-    let caches = (cfg.dns == old.config.dns).then(|| old.caches.clone());
+    let caches = (cfg.dns == old.config.dns).then(|| old.verifier.caches().clone());
     match Runtime::build(cfg, caches) {
         Ok(rt) => {
             let mut guard = match shared.write() {

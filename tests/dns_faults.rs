@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use indymilter_test::Status;
-use spoofguard::auth::zone::Zone;
+use spoofguard::zone::Zone;
 use std::time::{Duration, Instant};
 
 fn msg_from(domain: &str) -> String {
@@ -211,7 +211,7 @@ async fn spf_void_lookups_answered_from_the_cache_count() {
     assert_eq!(spf_part(&actions), over_void_limit("voidcache.example"));
     // The three negative answers are cached now, so the second message's a: lookups are all
     // cache hits.
-    let caches = milter.shared.read().unwrap().caches.clone();
+    let caches = milter.shared.read().unwrap().verifier.caches().clone();
     for name in [
         "nx1.voidcache.example.",
         "nx2.voidcache.example.",
@@ -240,7 +240,7 @@ async fn spf_explanation_lookup_is_not_a_void_lookup() {
         "spf=fail smtp.mailfrom=alice@voidexp.example"
     );
     // The explanation was looked up, through the caches SPF was given.
-    let caches = milter.shared.read().unwrap().caches.clone();
+    let caches = milter.shared.read().unwrap().verifier.caches().clone();
     assert!(caches.txt.get::<str>("nx3.voidexp.example.").is_some());
     milter.shutdown().await;
 }
@@ -267,7 +267,7 @@ async fn spf_void_lookups_without_a_negative_ttl_count() {
         let (actions, _) = send(&milter, &env, &msg_from("voidnosoa.example"), false).await;
         assert_eq!(spf_part(&actions), over_void_limit("voidnosoa.example"));
     }
-    let caches = milter.shared.read().unwrap().caches.clone();
+    let caches = milter.shared.read().unwrap().verifier.caches().clone();
     assert!(caches.ipv4.get::<str>("nx1.voidnosoa.example.").is_none());
     milter.shutdown().await;
 }

@@ -146,7 +146,7 @@ async fn evaluation_timeout_answers_on_error() {
     let toml = config("")
         .replace("[milter]\n", "[milter]\nevaluation_timeout_secs = 1\n")
         .replace("[dns]\ntimeout_secs = 1\n", "[dns]\ntimeout_secs = 10\n");
-    let silence = |z: &mut spoofguard::auth::zone::Zone| z.silence("slow.example.");
+    let silence = |z: &mut spoofguard::zone::Zone| z.silence("slow.example.");
     let milter = Milter::spawn_with(&toml, silence).await;
     let env = Envelope {
         mail_from: "dave@slow.example",

@@ -250,7 +250,7 @@ async fn forged_results_with_our_authserv_id_are_removed_others_kept() {
 
 #[tokio::test]
 async fn dns_timeout_gives_temperror_and_the_configured_action() {
-    let silence = |z: &mut spoofguard::auth::zone::Zone| z.silence("slow.example.");
+    let silence = |z: &mut spoofguard::zone::Zone| z.silence("slow.example.");
     let msg = eml("plain.eml")
         .replace("alice@sender.example", "dave@slow.example")
         .replace("plain-1@sender.example", "slow-1@slow.example");
@@ -534,7 +534,8 @@ async fn reload_swaps_the_runtime_for_new_connections() {
     let old = spoofguard::milter::current(&milter.shared);
     let mut cfg = old.config.clone();
     cfg.policy.reject_dmarc_reject = false;
-    let rt = spoofguard::evaluate::Runtime::build(cfg, Some(old.caches.clone())).unwrap();
+    let rt =
+        spoofguard::evaluate::Runtime::build(cfg, Some(old.verifier.caches().clone())).unwrap();
     *milter.shared.write().unwrap() = std::sync::Arc::new(rt);
     let (actions, status) = send(&milter, &env, &eml("plain.eml"), false).await;
     assert_eq!(status, Status::Continue);

@@ -1144,10 +1144,8 @@ async fn running_out_of_file_descriptors_does_not_stop_the_milter() {
     use std::process::{Command, Stdio};
     use tokio::net::UnixStream;
 
-    let zone = spoofguard::auth::zone::Zone::parse(&zone_text()).unwrap();
-    let dns = spoofguard::auth::zone::ZoneServer::start(zone)
-        .await
-        .unwrap();
+    let zone = spoofguard::zone::Zone::parse(&zone_text()).unwrap();
+    let dns = spoofguard::zone::ZoneServer::start(zone).await.unwrap();
     let dir = std::env::temp_dir().join(format!("sg-emfile-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -1249,15 +1247,13 @@ struct UnixMilter {
     shared: SharedRuntime,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _dns: spoofguard::auth::zone::ZoneServer,
+    _dns: spoofguard::zone::ZoneServer,
 }
 
 impl UnixMilter {
     async fn spawn(toml: &str, name: &str) -> UnixMilter {
-        let zone = spoofguard::auth::zone::Zone::parse(&zone_text()).unwrap();
-        let dns = spoofguard::auth::zone::ZoneServer::start(zone)
-            .await
-            .unwrap();
+        let zone = spoofguard::zone::Zone::parse(&zone_text()).unwrap();
+        let dns = spoofguard::zone::ZoneServer::start(zone).await.unwrap();
         let mut config =
             spoofguard::config::Config::from_toml(toml, std::path::Path::new("test.toml")).unwrap();
         config.dns.nameservers = vec![dns.addr()];

@@ -4,10 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spoofguard::auth::zone::{Zone, ZoneServer};
 use spoofguard::config::Config;
 use spoofguard::evaluate::{Envelope, Input, Runtime, evaluate};
 use spoofguard::header;
+use spoofguard::zone::{Zone, ZoneServer};
 use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;

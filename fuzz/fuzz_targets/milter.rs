@@ -4,10 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spoofguard::auth::zone::{Zone, ZoneServer};
 use spoofguard::config::Config;
 use spoofguard::evaluate::Runtime;
 use spoofguard::milter::{self, SharedRuntime};
+use spoofguard::zone::{Zone, ZoneServer};
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;

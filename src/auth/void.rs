@@ -582,8 +582,8 @@ mod tests {
     // Lookups that never reached the cache are asked again; a temperror's last one is not.
     #[tokio::test]
     async fn unstored_lookups_are_asked_again_unless_they_ended_a_temperror() {
-        use crate::auth::zone::{Zone, ZoneServer};
         use crate::config::DnsSettings;
+        use crate::zone::{Zone, ZoneServer};
         let server = ZoneServer::start(Zone::parse("host.test. IN A 192.0.2.1\n").unwrap())
             .await
             .unwrap();

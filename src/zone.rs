@@ -7,6 +7,11 @@
 //! an authoritative NXDOMAIN, so DMARC tree walks and SPF lookups end quickly. Names listed as
 //! "silent" are never answered, to test time-outs; names listed as "no SOA" get negative
 //! answers that cannot be cached (RFC 2308, section 5).
+//!
+//! A test and offline tool, not part of verification, so it lives outside `auth`. It is the one
+//! module outside `auth` that names mail-auth: it reaches hickory-proto through
+//! `mail_auth::hickory_resolver` (wire format, zone-file parser) so the project builds one
+//! hickory version instead of depending on it a second time (CRATES.md, section 5).
 
 use mail_auth::hickory_resolver::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use mail_auth::hickory_resolver::proto::rr::rdata::SOA;
