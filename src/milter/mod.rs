@@ -97,3 +97,6 @@ pub async fn serve(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests;
