@@ -4,6 +4,7 @@
 
 mod common;
 
+mod agree;
 mod arc;
 mod cli;
 mod dns_faults;
