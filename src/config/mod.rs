@@ -333,6 +333,26 @@ mod tests {
         );
     }
 
+    /// Config is the ground floor: detectors import it, never the reverse.
+    #[test]
+    fn config_imports_no_other_module_of_ours() {
+        for (file, text) in [
+            ("mod.rs", include_str!("mod.rs")),
+            ("raw.rs", include_str!("raw.rs")),
+            ("validate.rs", include_str!("validate.rs")),
+            ("error.rs", include_str!("error.rs")),
+        ] {
+            // Split so that this test does not find itself.
+            let needle = concat!("crate", "::");
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                assert!(
+                    !line.contains(needle),
+                    "src/config/{file} names a module outside config: {line}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn trusted_networks_match_ipv4_mapped_addresses() {
         let config = Config::default();
