@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::evaluate::{self, Envelope, Evaluation, Runtime};
 use crate::header;
 use crate::lookalike;
+use crate::runtime::Rules;
 use crate::score::{self, Reason};
 use serde_json::json;
 use std::net::IpAddr;
@@ -174,22 +175,21 @@ fn print_report(file: &Path, eval: &Evaluation, format: Format) {
 }
 
 /// `spoofguard domain`: scores sender domains alone.
-pub fn run_domain(config: &Config, domains: &[String], format: Format) -> anyhow::Result<()> {
-    let (catalogue, weights) = evaluate::compile(config)?;
+pub fn run_domain(rules: &Rules, domains: &[String], format: Format) -> anyhow::Result<()> {
     for domain in domains {
-        let findings = lookalike::check_domain(domain, &catalogue);
+        let findings = lookalike::check_domain(domain, rules.catalogue());
         let brand = findings.iter().find_map(|f| f.brand.clone());
         let reasons: Vec<Reason> = findings
             .into_iter()
             .map(|f| Reason {
                 code: f.code.to_owned(),
-                weight: weights.of(f.code),
+                weight: rules.weights().of(f.code),
                 detail: f.detail,
                 brand: f.brand,
             })
             .collect();
         let total = score::total(&reasons);
-        let verdict = score::decide(total, &config.policy);
+        let verdict = score::decide(total, &rules.config().policy);
         match format {
             Format::Json => {
                 let mut obj = json!({
@@ -215,9 +215,8 @@ pub fn run_domain(config: &Config, domains: &[String], format: Format) -> anyhow
 }
 
 /// `spoofguard brands`: the catalogue in effect (built-in brands merged with `[[brand]]`).
-pub fn run_brands(config: &Config, format: Format) -> anyhow::Result<()> {
-    let (catalogue, _) = evaluate::compile(config)?;
-    let brands = catalogue.brands();
+pub fn run_brands(rules: &Rules, format: Format) -> anyhow::Result<()> {
+    let brands = rules.catalogue().brands();
     for b in brands {
         match format {
             Format::Json => {

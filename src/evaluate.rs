@@ -2,70 +2,23 @@
 //! decision. The milter's end-of-message step and `spoofguard check` both call [`evaluate`];
 //! there is no second decision path. Never returns an error: DNS trouble is a verdict.
 
-use crate::auth::{self, AuthResult, AuthVerdicts, Caches, DmarcPolicy, SmtpIdentity};
-use crate::config::{Config, ConfigError, DnsErrorAction, Issue, MilterSettings, RuleTarget};
+use crate::auth::{self, AuthResult, AuthVerdicts, DmarcPolicy, SmtpIdentity};
+use crate::config::{Config, DnsErrorAction, MilterSettings, RuleTarget};
 use crate::header;
-use crate::lookalike::{self, AuthContext, Catalogue};
+use crate::lookalike::{self, AuthContext};
 use crate::metric;
-use crate::score::{self, Decision, Reason, Weights};
-use mail_auth::{AuthenticatedMessage, MessageAuthenticator};
+use crate::score::{self, Decision, Reason};
+use mail_auth::AuthenticatedMessage;
 use mail_parser::{MessageParser, PartFlags};
 use serde::Serialize;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
+
+/// Kept here so that `evaluate::Runtime` still names it; the type lives in [`crate::runtime`].
+pub use crate::runtime::Runtime;
 
 /// Bytes of decoded body text that `[[rule]]` body patterns look at.
 const MAX_RULE_BODY_BYTES: usize = 1024 * 1024;
-
-/// Everything a message is judged with: the configuration and what was compiled from it.
-/// The milter swaps a whole `Runtime` on reload; a connection keeps the one it started with.
-pub struct Runtime {
-    pub config: Config,
-    pub catalogue: Catalogue,
-    pub weights: Weights,
-    pub authenticator: MessageAuthenticator,
-    pub caches: Arc<Caches>,
-}
-
-impl Runtime {
-    /// Compiles the catalogue and weights and creates the resolver. `caches` may carry the
-    /// previous runtime's DNS cache over a reload.
-    pub fn build(config: Config, caches: Option<Arc<Caches>>) -> Result<Runtime, ConfigError> {
-        let (catalogue, weights) = compile(&config)?;
-        let authenticator =
-            auth::build_authenticator(&config.dns).map_err(|message| ConfigError::Invalid {
-                path: config.path.clone().unwrap_or_default(),
-                issues: vec![Issue::new("dns", message)],
-            })?;
-        let caches = caches.unwrap_or_else(|| Arc::new(Caches::new(config.dns.cache_entries)));
-        Ok(Runtime {
-            config,
-            catalogue,
-            weights,
-            authenticator,
-            caches,
-        })
-    }
-}
-
-/// The parts of a runtime that need no network: used by `config-check` and `domain`.
-pub fn compile(config: &Config) -> Result<(Catalogue, Weights), ConfigError> {
-    let mut issues = Vec::new();
-    let catalogue = Catalogue::build(&config.lookalike, &config.brands)
-        .map_err(|mut e| issues.append(&mut e))
-        .ok();
-    let weights = Weights::build(&config.weights)
-        .map_err(|mut e| issues.append(&mut e))
-        .ok();
-    match (catalogue, weights) {
-        (Some(c), Some(w)) if issues.is_empty() => Ok((c, w)),
-        _ => Err(ConfigError::Invalid {
-            path: config.path.clone().unwrap_or_default(),
-            issues,
-        }),
-    }
-}
 
 /// The SMTP transaction around a message.
 #[derive(Clone, Debug, Default)]

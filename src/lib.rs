@@ -14,4 +14,5 @@ pub mod logging;
 pub mod lookalike;
 pub mod metric;
 pub mod milter;
+pub mod runtime;
 pub mod score;
