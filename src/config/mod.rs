@@ -204,9 +204,11 @@ pub struct Config {
     pub policy: PolicySettings,
     pub headers: HeaderSettings,
     pub lookalike: LookalikeSettings,
-    /// `[[brand]]` tables, checked for shape; the catalogue compiles them.
+    /// `[[brand]]` tables, checked for shape. `Rules::compile` (src/runtime.rs) compiles them
+    /// into the catalogue and takes them out: empty in a compiled runtime.
     pub brands: Vec<RawBrand>,
-    /// `[weights]`, code to weight; the scorer checks the codes.
+    /// `[weights]`, code to weight. `Rules::compile` checks the codes, compiles them into the
+    /// scorer's weights and takes them out: empty in a compiled runtime.
     pub weights: BTreeMap<String, f64>,
     pub rules: Vec<Rule>,
     pub log: LogSettings,

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::{LookalikeSettings, RawBrand};
+use crate::score::reasons::LOOKALIKE_REASONS as REASONS;
 
 fn settings() -> LookalikeSettings {
     LookalikeSettings {
