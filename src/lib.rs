@@ -8,6 +8,7 @@ pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod evaluate;
 pub mod header;
 pub mod logging;

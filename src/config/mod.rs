@@ -335,7 +335,8 @@ mod tests {
         );
     }
 
-    /// Config is the ground floor: detectors import it, never the reverse.
+    /// Config is the ground floor: detectors import it, never the reverse. It may use only the
+    /// `domain` leaf, which imports nothing of ours.
     #[test]
     fn config_imports_no_other_module_of_ours() {
         for (file, text) in [
@@ -344,11 +345,13 @@ mod tests {
             ("validate.rs", include_str!("validate.rs")),
             ("error.rs", include_str!("error.rs")),
         ] {
-            // Split so that this test does not find itself.
+            // Split so that this test does not find itself. `domain` is a leaf below config.
             let needle = concat!("crate", "::");
             for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
                 assert!(
-                    !line.contains(needle),
+                    line.split(needle)
+                        .skip(1)
+                        .all(|rest| rest.starts_with("domain::")),
                     "src/config/{file} names a module outside config: {line}"
                 );
             }

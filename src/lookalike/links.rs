@@ -2,8 +2,8 @@
 //! links of the bodies. Hrefs are taken from the HTML itself, because mail-parser's text
 //! conversion drops them (CRATES.md §2.3). Everything is bounded and never panics.
 
-use super::brands::normalize_domain;
 use super::{Link, MessageFacts};
+use crate::domain::normalize_domain;
 use regex::Regex;
 use std::sync::LazyLock;
 

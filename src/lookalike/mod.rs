@@ -16,9 +16,7 @@ mod skeleton;
 #[cfg(test)]
 mod tests;
 
-pub use brands::{
-    BUILTIN_BRANDS, Brand, CATEGORIES, Catalogue, MIN_ALIAS_LEN, Origin, REGIONS, normalize_domain,
-};
+pub use brands::{BUILTIN_BRANDS, Brand, CATEGORIES, Catalogue, MIN_ALIAS_LEN, Origin, REGIONS};
 pub use links::{MAX_BODIES, MAX_BODY_SCAN_BYTES, MAX_LINKS};
 
 use crate::config::raw::DEFAULT_TAG_AT;
