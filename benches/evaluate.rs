@@ -18,7 +18,8 @@ use mail_auth::spf::SpfRecord;
 use mail_auth::{ResolverCache, TxtRecord};
 use spoofguard::auth::base64;
 use spoofguard::config::Config;
-use spoofguard::evaluate::{Envelope, Input, Runtime, evaluate};
+use spoofguard::evaluate::{Envelope, Input, evaluate};
+use spoofguard::runtime::Runtime;
 use std::time::{Duration, Instant};
 
 /// A message of about `size` bytes: headers, a text part and an HTML part with links.

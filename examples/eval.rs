@@ -8,7 +8,7 @@
 //! caused by that region's brands.
 //!
 //! A domain is "flagged" when `check_domain` returns a finding whose default weight is at least
-//! the default tag threshold, 5.0 (`spoofguard::lookalike::FLAG_WEIGHT`). Lookalike candidates
+//! the default tag threshold, 5.0 (`spoofguard::config::raw::DEFAULT_TAG_AT`). Lookalike candidates
 //! that are in fact a brand's own domain (dnstwist's tld-swap makes `amazon.de`) are skipped and
 //! counted apart.
 

@@ -2,10 +2,11 @@
 //! printed as text or JSON lines; `spoofguard brands`: the brand catalogue in effect.
 
 use crate::config::Config;
-use crate::evaluate::{self, Envelope, Evaluation, Kind, Runtime};
+use crate::evaluate::{self, Envelope, Evaluation, Kind};
 use crate::header;
 use crate::intake::{Intake, Limits};
 use crate::lookalike;
+use crate::runtime::{Rules, Runtime};
 use crate::score::Reason;
 use crate::zone::{Zone, ZoneServer};
 use serde_json::json;
@@ -189,10 +190,9 @@ fn print_report(file: &Path, eval: &Evaluation, intake: &Intake, format: Format)
 }
 
 /// `spoofguard domain`: scores sender domains alone.
-pub fn run_domain(config: &Config, domains: &[String], format: Format) -> anyhow::Result<()> {
-    let (catalogue, weights) = evaluate::compile(config)?;
+pub fn run_domain(rules: &Rules, domains: &[String], format: Format) -> anyhow::Result<()> {
     for domain in domains {
-        let judged = evaluate::evaluate_domain(&catalogue, &weights, config, domain);
+        let judged = evaluate::evaluate_domain(rules, domain);
         let (total, verdict, reasons, brand) =
             (judged.score, judged.decision, judged.reasons, judged.brand);
         match format {
@@ -220,9 +220,8 @@ pub fn run_domain(config: &Config, domains: &[String], format: Format) -> anyhow
 }
 
 /// `spoofguard brands`: the catalogue in effect (built-in brands merged with `[[brand]]`).
-pub fn run_brands(config: &Config, format: Format) -> anyhow::Result<()> {
-    let (catalogue, _) = evaluate::compile(config)?;
-    let brands = catalogue.brands();
+pub fn run_brands(rules: &Rules, format: Format) -> anyhow::Result<()> {
+    let brands = rules.catalogue().brands();
     for b in brands {
         match format {
             Format::Json => {

@@ -4,71 +4,24 @@
 //! add and the SMTP reply, so the milter only applies it and `spoofguard check` only prints
 //! it: there is no second decision path. Never returns an error: DNS trouble is a verdict.
 
-use crate::auth::{AuthResult, AuthVerdicts, Caches, DmarcPolicy, SmtpIdentity, Verifier};
+use crate::auth::{AuthResult, AuthVerdicts, DmarcPolicy, SmtpIdentity};
 use crate::config::{
-    Config, ConfigError, DnsErrorAction, ErrorAction, Issue, MilterSettings, OversizeAction,
-    RuleTarget,
+    Config, DnsErrorAction, ErrorAction, MilterSettings, OversizeAction, RuleTarget,
 };
 use crate::header;
 use crate::header::reply::{Reply, ReplyKind};
-use crate::lookalike::{self, AuthContext, Catalogue};
+use crate::lookalike::{self, AuthContext};
 use crate::metric;
+use crate::runtime::Rules;
 use crate::score::{self, Decision, Reason, Weights};
 use mail_parser::{MessageParser, PartFlags};
 use serde::Serialize;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
+use crate::runtime::Runtime;
 /// Bytes of decoded body text that `[[rule]]` body patterns look at.
 const MAX_RULE_BODY_BYTES: usize = 1024 * 1024;
-
-/// Everything a message is judged with: the configuration and what was compiled from it.
-/// The milter swaps a whole `Runtime` on reload; a connection keeps the one it started with.
-pub struct Runtime {
-    pub config: Config,
-    pub catalogue: Catalogue,
-    pub weights: Weights,
-    pub verifier: Verifier,
-}
-
-impl Runtime {
-    /// Compiles the catalogue and weights and creates the resolver. `caches` may carry the
-    /// previous runtime's DNS cache over a reload.
-    pub fn build(config: Config, caches: Option<Arc<Caches>>) -> Result<Runtime, ConfigError> {
-        let (catalogue, weights) = compile(&config)?;
-        let verifier = Verifier::new(&config.dns, caches, config.auth.arc).map_err(|message| {
-            ConfigError::Invalid {
-                path: config.path.clone().unwrap_or_default(),
-                issues: vec![Issue::new("dns", message)],
-            }
-        })?;
-        Ok(Runtime {
-            config,
-            catalogue,
-            weights,
-            verifier,
-        })
-    }
-}
-
-/// The parts of a runtime that need no network: used by `config-check` and `domain`.
-pub fn compile(config: &Config) -> Result<(Catalogue, Weights), ConfigError> {
-    let mut issues = Vec::new();
-    let catalogue = Catalogue::build(&config.lookalike, &config.brands)
-        .map_err(|mut e| issues.append(&mut e))
-        .ok();
-    let weights = Weights::build(&config.weights)
-        .map_err(|mut e| issues.append(&mut e))
-        .ok();
-    match (catalogue, weights) {
-        (Some(c), Some(w)) if issues.is_empty() => Ok((c, w)),
-        _ => Err(ConfigError::Invalid {
-            path: config.path.clone().unwrap_or_default(),
-            issues,
-        }),
-    }
-}
 
 /// The SMTP transaction around a message.
 #[derive(Clone, Debug, Default)]
@@ -581,13 +534,9 @@ pub struct DomainEvaluation {
 
 /// Scores a sender domain by its lookalike findings, with the same weights and `[policy]`
 /// thresholds as a message's.
-pub fn evaluate_domain(
-    catalogue: &Catalogue,
-    weights: &Weights,
-    config: &Config,
-    domain: &str,
-) -> DomainEvaluation {
-    let findings = lookalike::check_domain(domain, catalogue);
+pub fn evaluate_domain(rules: &Rules, domain: &str) -> DomainEvaluation {
+    let (weights, config) = (rules.weights(), rules.config());
+    let findings = lookalike::check_domain(domain, rules.catalogue());
     let brand = findings.iter().find_map(|f| f.brand.clone());
     let reasons: Vec<Reason> = findings
         .into_iter()

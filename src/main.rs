@@ -5,9 +5,9 @@ use clap::Parser;
 use spoofguard::check::{self, CheckOptions};
 use spoofguard::cli::{Cli, Command, DEFAULT_CONFIG};
 use spoofguard::config::{Config, parse_listen};
-use spoofguard::evaluate::{self, Runtime};
 use spoofguard::metric;
 use spoofguard::milter::{self, SharedRuntime};
+use spoofguard::runtime::{Rules, Runtime};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use tracing::{error, info, warn};
@@ -41,15 +41,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::ConfigCheck { config } => {
             let path = config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-            let result = Config::load(&path).and_then(|c| evaluate::compile(&c).map(|_| c));
-            match result {
-                Ok(c) => {
+            match Config::load(&path).and_then(Rules::compile) {
+                Ok(rules) => {
                     spoofguard::out!(
                         "{}: ok (listen {}, {} rules, {} brand tables)",
                         path.display(),
-                        c.milter.listen,
-                        c.rules.len(),
-                        c.brands.len()
+                        rules.config().milter.listen,
+                        rules.config().rules.len(),
+                        rules.brand_tables()
                     );
                     Ok(0)
                 }
@@ -66,13 +65,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             format,
             domains,
         } => {
-            let config = load_config(config.as_deref())?;
-            check::run_domain(&config, &domains, format.into())?;
+            let rules = Rules::compile(load_config(config.as_deref())?)?;
+            check::run_domain(&rules, &domains, format.into())?;
             Ok(0)
         }
         Command::Brands { config, format } => {
-            let config = load_config(config.as_deref())?;
-            check::run_brands(&config, format.into())?;
+            let rules = Rules::compile(load_config(config.as_deref())?)?;
+            check::run_brands(&rules, format.into())?;
             Ok(0)
         }
         Command::Check {

@@ -534,8 +534,7 @@ async fn reload_swaps_the_runtime_for_new_connections() {
     let old = spoofguard::milter::current(&milter.shared);
     let mut cfg = old.config.clone();
     cfg.policy.reject_dmarc_reject = false;
-    let rt =
-        spoofguard::evaluate::Runtime::build(cfg, Some(old.verifier.caches().clone())).unwrap();
+    let rt = spoofguard::runtime::Runtime::build(cfg, Some(old.verifier.caches().clone())).unwrap();
     *milter.shared.write().unwrap() = std::sync::Arc::new(rt);
     let (actions, status) = send(&milter, &env, &eml("plain.eml"), false).await;
     assert_eq!(status, Status::Continue);

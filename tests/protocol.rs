@@ -1263,7 +1263,7 @@ impl UnixMilter {
         let path = dir.join("milter.sock");
         let listener =
             indymilter::EitherListener::Unix(tokio::net::UnixListener::bind(&path).unwrap());
-        let rt = spoofguard::evaluate::Runtime::build(config, None).unwrap();
+        let rt = spoofguard::runtime::Runtime::build(config, None).unwrap();
         let shared: SharedRuntime = Arc::new(std::sync::RwLock::new(Arc::new(rt)));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(spoofguard::milter::serve(

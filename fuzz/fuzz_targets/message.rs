@@ -5,7 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use spoofguard::config::Config;
-use spoofguard::evaluate::{Envelope, Input, Runtime, evaluate};
+use spoofguard::evaluate::{Envelope, Input, evaluate};
+use spoofguard::runtime::Runtime;
 use spoofguard::header;
 use spoofguard::zone::{Zone, ZoneServer};
 use std::path::Path;

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use spoofguard::config::Config;
-use spoofguard::evaluate::Runtime;
+use spoofguard::runtime::Runtime;
 use spoofguard::milter::{self, SharedRuntime};
 use spoofguard::zone::{Zone, ZoneServer};
 use std::path::PathBuf;

@@ -204,9 +204,11 @@ pub struct Config {
     pub policy: PolicySettings,
     pub headers: HeaderSettings,
     pub lookalike: LookalikeSettings,
-    /// `[[brand]]` tables, checked for shape; the catalogue compiles them.
+    /// `[[brand]]` tables, checked for shape. `Rules::compile` (src/runtime.rs) compiles them
+    /// into the catalogue and takes them out: empty in a compiled runtime.
     pub brands: Vec<RawBrand>,
-    /// `[weights]`, code to weight; the scorer checks the codes.
+    /// `[weights]`, code to weight. `Rules::compile` checks the codes, compiles them into the
+    /// scorer's weights and takes them out: empty in a compiled runtime.
     pub weights: BTreeMap<String, f64>,
     pub rules: Vec<Rule>,
     pub log: LogSettings,
@@ -331,6 +333,29 @@ mod tests {
             parse_listen("inet:[::1]:25"),
             Err("\"inet:[::1]:25\": address family does not match \"inet\"".into())
         );
+    }
+
+    /// Config is the ground floor: detectors import it, never the reverse. It may use only the
+    /// `domain` leaf, which imports nothing of ours.
+    #[test]
+    fn config_imports_no_other_module_of_ours() {
+        for (file, text) in [
+            ("mod.rs", include_str!("mod.rs")),
+            ("raw.rs", include_str!("raw.rs")),
+            ("validate.rs", include_str!("validate.rs")),
+            ("error.rs", include_str!("error.rs")),
+        ] {
+            // Split so that this test does not find itself. `domain` is a leaf below config.
+            let needle = concat!("crate", "::");
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                assert!(
+                    line.split(needle)
+                        .skip(1)
+                        .all(|rest| rest.starts_with("domain::")),
+                    "src/config/{file} names a module outside config: {line}"
+                );
+            }
+        }
     }
 
     #[test]

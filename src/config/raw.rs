@@ -43,8 +43,8 @@ pub const DEFAULT_MESSAGE_TIMEOUT_SECS: u64 = 1800;
 /// Verification and scoring at the end of the message. Below Postfix's
 /// `milter_content_timeout` (300 s), so our reply, not the MTA's default action, decides.
 pub const DEFAULT_EVALUATION_TIMEOUT_SECS: u64 = 60;
-/// Links checked per message.
-pub const DEFAULT_MAX_LINKS: usize = crate::lookalike::MAX_LINKS;
+/// Links checked per message (the first ones in document order).
+pub const DEFAULT_MAX_LINKS: usize = 100;
 
 /// `[milter]`
 #[derive(Debug, Deserialize)]

@@ -2,6 +2,8 @@
 
 use super::raw::*;
 use super::*;
+// The matcher's rules, so that a configured domain is one it can produce.
+use crate::domain::normalize_domain;
 
 pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, Vec<Issue>> {
     let mut issues = Vec::new();
@@ -467,16 +469,6 @@ fn parse_network(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
-/// Lowercase A-label form of a domain name, or `None` if it is not one.
-pub fn normalize_domain(s: &str) -> Option<String> {
-    let s = s.trim().trim_end_matches('.');
-    if s.is_empty() || s.contains(char::is_whitespace) || s.contains('@') {
-        return None;
-    }
-    let ascii = idna::domain_to_ascii(s).ok()?;
-    (!ascii.is_empty() && ascii.contains('.')).then_some(ascii)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use super::display::{alias_words, compact};
 use super::skeleton::skel;
 use crate::config::{Issue, LookalikeSettings, RawBrand};
+use crate::domain::normalize_domain;
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -221,26 +222,6 @@ pub struct Catalogue {
     pub(crate) word_aliases: Vec<WordAlias>,
     /// First token → brand, for brands with `all_country_tlds`.
     pub(crate) country: HashMap<String, usize>,
-}
-
-/// Normalises a domain to lowercase A-labels without a trailing dot; `None` if it is not one.
-pub fn normalize_domain(s: &str) -> Option<String> {
-    let s = s.trim().trim_end_matches('.');
-    if s.is_empty() || s.len() > 1024 || s.contains(|c: char| c.is_whitespace() || c == '@') {
-        return None;
-    }
-    let ascii = idna::domain_to_ascii(s).ok()?;
-    let ascii = ascii.trim_end_matches('.');
-    let valid = !ascii.is_empty()
-        && ascii.len() <= 253
-        && ascii.contains('.')
-        && ascii.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    valid.then(|| ascii.to_owned())
 }
 
 /// Working copy of a brand while merging.

@@ -6,9 +6,10 @@
 //! phishing vocabulary) and Damerau-Levenshtein distance on skeletons (typos); the subdomain
 //! labels are searched for brand domains and tokens. Each brand keeps only its strongest finding.
 
-use super::brands::{Catalogue, letter_mask, normalize_domain};
+use super::brands::{Catalogue, letter_mask};
 use super::skeleton::skel;
 use super::{Finding, ascii_detail, weight};
+use crate::domain::normalize_domain;
 use unicode_security::MixedScript;
 
 /// Tokens shorter than this match an all-ASCII label by skeleton only when equal to it.

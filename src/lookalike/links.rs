@@ -2,13 +2,14 @@
 //! links of the bodies. Hrefs are taken from the HTML itself, because mail-parser's text
 //! conversion drops them (CRATES.md §2.3). Everything is bounded and never panics.
 
-use super::brands::normalize_domain;
 use super::{Link, MessageFacts};
+use crate::domain::normalize_domain;
 use regex::Regex;
 use std::sync::LazyLock;
 
 /// Links kept per message unless `[lookalike] max_links` says otherwise (the rest are ignored).
-pub const MAX_LINKS: usize = 100;
+/// The default is config's, so that config imports nothing from here.
+pub const MAX_LINKS: usize = crate::config::raw::DEFAULT_MAX_LINKS;
 /// At most this many body parts are scanned.
 pub const MAX_BODIES: usize = 8;
 /// At most this many bytes of each body are scanned.

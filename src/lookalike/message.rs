@@ -1,10 +1,11 @@
 //! Message-level signals: display name, Reply-To, envelope, links and the interaction with
 //! DMARC. Domain signals of the From domain are included as they are (their own codes).
 
-use super::brands::{Catalogue, normalize_domain, parents};
+use super::brands::{Catalogue, parents};
 use super::display::{alias_words, compact};
 use super::links::address_domain;
 use super::{AuthContext, Finding, MessageFacts, ascii_detail, check_domain, weight};
+use crate::domain::normalize_domain;
 use regex::Regex;
 use std::collections::HashSet;
 use std::sync::LazyLock;

@@ -4,7 +4,8 @@
 //!
 //! Submodules: `brands` (catalogue, `brands.toml`), `domain` (sender-domain signals),
 //! `skeleton` (UTS #39), `display` (display-name normalisation), `links` (message facts).
-//! Reason codes and default weights are in [`REASONS`]; `docs/detection.md` explains each one.
+//! Findings carry reason codes; their default weights are in
+//! [`score::reasons`](crate::score::reasons), and `docs/detection.md` explains each one.
 
 mod brands;
 mod display;
@@ -15,123 +16,18 @@ mod skeleton;
 #[cfg(test)]
 mod tests;
 
-pub use brands::{
-    BUILTIN_BRANDS, Brand, CATEGORIES, Catalogue, MIN_ALIAS_LEN, Origin, REGIONS, normalize_domain,
-};
+pub use brands::{BUILTIN_BRANDS, Brand, CATEGORIES, Catalogue, MIN_ALIAS_LEN, Origin, REGIONS};
 pub use links::{MAX_BODIES, MAX_BODY_SCAN_BYTES, MAX_LINKS};
 
+use crate::config::raw::DEFAULT_TAG_AT;
+// Findings are ranked by default weight; the vocabulary and weights belong to `score`.
+use crate::score::reasons::default_weight as weight;
 use serde::Serialize;
 
-/// A reason code this module can emit, with its default weight.
-#[derive(Clone, Copy, Debug)]
-pub struct ReasonInfo {
-    /// Stable upper-case code, e.g. `LOOKALIKE_BRAND_TOKEN`.
-    pub code: &'static str,
-    /// Default weight; `[weights]` in milter.toml overrides it.
-    pub weight: f64,
-    /// One line for docs and `--help`.
-    pub description: &'static str,
-}
-
-/// Every reason code this module can emit, with its default weight.
-pub const REASONS: &[ReasonInfo] = &[
-    ReasonInfo {
-        code: "LOOKALIKE_SKELETON",
-        weight: 12.0,
-        description: "domain label is confusable (UTS #39 skeleton) with a brand token: rnicrosoft, paypa1, Cyrillic i",
-    },
-    ReasonInfo {
-        code: "LOOKALIKE_EDIT_DISTANCE",
-        weight: 10.0,
-        description: "domain label is one or two edits from a brand token: gooogle, micosoft, amazno",
-    },
-    ReasonInfo {
-        code: "LOOKALIKE_BRAND_TOKEN",
-        weight: 10.0,
-        description: "brand token with phishing vocabulary in a domain the brand does not own: microsoft-security-alert.com",
-    },
-    ReasonInfo {
-        code: "LOOKALIKE_BRAND_EMBEDDED",
-        weight: 6.0,
-        description: "distinctive brand token glued into a longer label without phishing vocabulary: paypalhelpers.com",
-    },
-    ReasonInfo {
-        code: "LOOKALIKE_OTHER_TLD",
-        weight: 10.0,
-        description: "brand name on a suffix the brand does not own: microsoft.xyz, paypal.co",
-    },
-    ReasonInfo {
-        code: "LOOKALIKE_BRAND_SUBDOMAIN",
-        weight: 10.0,
-        description: "brand domain or token used as a subdomain of an unrelated domain: microsoft.com.login-verify.net",
-    },
-    ReasonInfo {
-        code: "IDN_MIXED_SCRIPT",
-        weight: 6.0,
-        description: "a domain label mixes scripts (e.g. Latin with Cyrillic)",
-    },
-    ReasonInfo {
-        code: "DISPLAY_NAME_BRAND",
-        weight: 6.0,
-        description: "From display name claims a brand but the From domain is not one of the brand's",
-    },
-    ReasonInfo {
-        code: "DISPLAY_NAME_ADDRESS",
-        weight: 4.0,
-        description: "From display name shows an address or domain other than the real From domain",
-    },
-    ReasonInfo {
-        code: "REPLY_TO_MISMATCH",
-        weight: 2.0,
-        description: "Reply-To on another registrable domain than From",
-    },
-    ReasonInfo {
-        code: "REPLY_TO_FREEMAIL",
-        weight: 4.0,
-        description: "Reply-To at a free-mail provider while From is not",
-    },
-    ReasonInfo {
-        code: "ENVELOPE_MISMATCH",
-        weight: 1.0,
-        description: "envelope sender domain unrelated to the From domain (common with ESPs)",
-    },
-    ReasonInfo {
-        code: "LINK_LOOKALIKE",
-        weight: 6.0,
-        description: "a link goes to a lookalike domain (the worst one is reported)",
-    },
-    ReasonInfo {
-        code: "LINK_TEXT_MISMATCH",
-        weight: 4.0,
-        description: "anchor text shows one domain, the link goes to another",
-    },
-    ReasonInfo {
-        code: "BRAND_LINKS_OFFSITE",
-        weight: 3.0,
-        description: "mail claiming a brand by display name whose links all leave the brand's domains",
-    },
-    ReasonInfo {
-        code: "BRAND_DOMAIN_DMARC_FAIL",
-        weight: 12.0,
-        description: "From uses a catalogue brand's own domain and DMARC failed (even with p=none)",
-    },
-];
-
-/// The default tag threshold (`[policy] tag_at`); the evaluation counts a domain as flagged when
-/// one finding's default weight reaches it.
-pub const FLAG_WEIGHT: f64 = 5.0;
-
-/// Whether one of `findings` has a default weight of at least [`FLAG_WEIGHT`].
+/// Whether one of `findings` would tag a message on its own: its default weight reaches the
+/// default `[policy] tag_at`.
 pub fn is_flagged(findings: &[Finding]) -> bool {
-    findings.iter().any(|f| weight(f.code) >= FLAG_WEIGHT)
-}
-
-/// Default weight of `code`; 0 for an unknown code.
-pub fn weight(code: &str) -> f64 {
-    REASONS
-        .iter()
-        .find(|r| r.code == code)
-        .map_or(0.0, |r| r.weight)
+    findings.iter().any(|f| weight(f.code) >= DEFAULT_TAG_AT)
 }
 
 /// Makes `s` a safe header detail: printable ASCII only (others become `?`), at most 200 bytes.
@@ -148,7 +44,7 @@ pub(crate) fn ascii_detail(s: &str) -> String {
 /// One signal found in a domain or message.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Finding {
-    /// A code from [`REASONS`].
+    /// A code from [`LOOKALIKE_REASONS`](crate::score::reasons::LOOKALIKE_REASONS).
     pub code: &'static str,
     /// Short printable-ASCII detail, e.g. `microsoft-support.xyz ~ microsoft.com`.
     pub detail: String,

@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::config::{LookalikeSettings, RawBrand};
+use crate::domain::normalize_domain;
+use crate::score::reasons::LOOKALIKE_REASONS as REASONS;
 
 fn settings() -> LookalikeSettings {
     LookalikeSettings {
@@ -811,5 +813,61 @@ fn catalogue_data_is_valid() {
     for r in REGIONS {
         let n = file.brand.iter().filter(|b| b.region == *r).count();
         assert!(n >= 10, "region {r} has only {n} brands");
+    }
+}
+
+/// A domain written in milter.toml and the same domain met in a message normalise alike: what
+/// `allow_domains` and `[[brand]] domains` accept is exactly what the matcher produces, and
+/// what they refuse the matcher never produces.
+#[test]
+fn config_and_matcher_normalise_domains_alike() {
+    for &(input, want) in crate::domain::NORMALIZE_CASES {
+        let quoted = toml::Value::String(input.to_owned()).to_string();
+        let text = format!(
+            "[lookalike]\nbuiltin_brands = false\nallow_domains = [{quoted}]\n\
+             [[brand]]\nname = \"Acme Pay\"\ndomains = [{quoted}]\n"
+        );
+        let config = crate::config::Config::from_toml(&text, std::path::Path::new("milter.toml"));
+        // The matcher: the domain of a From/Reply-To/MAIL FROM address, and of a link.
+        let address = links::address_domain(&format!("someone@{input}"));
+        let link = links::url_domain(&format!("https://{input}/login"));
+        assert_eq!(address.as_deref(), want, "address domain of {input:?}");
+        assert_eq!(link.as_deref(), want, "link host {input:?}");
+        match want {
+            Some(d) => {
+                let config = config.unwrap_or_else(|e| panic!("{input:?}: {e}"));
+                assert_eq!(
+                    config.lookalike.allow_domains,
+                    vec![d.to_owned()],
+                    "{input:?}"
+                );
+                let cat = Catalogue::build(&config.lookalike, &config.brands).unwrap();
+                assert_eq!(cat.brands()[0].domains, vec![d.to_owned()], "{input:?}");
+                assert!(cat.is_allowed(d), "{input:?}");
+                let sub = format!("www.{d}");
+                assert_eq!(
+                    cat.brand_for_domain(&sub).map(|b| b.name.as_str()),
+                    Some("Acme Pay"),
+                    "{input:?}"
+                );
+            }
+            None => {
+                let Err(e) = config else {
+                    panic!("{input:?} must be refused");
+                };
+                assert_eq!(
+                    e.lines(),
+                    vec![
+                        format!(
+                            "milter.toml: lookalike.allow_domains[0]: \"{input}\" is not a domain name"
+                        ),
+                        format!(
+                            "milter.toml: brand[0].domains[0]: \"{input}\" is not a domain name"
+                        ),
+                    ],
+                    "{input:?}"
+                );
+            }
+        }
     }
 }

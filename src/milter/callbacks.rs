@@ -68,7 +68,7 @@ fn macro_str<'a>(cx: &'a indymilter::Macros, name: &CStr) -> Option<&'a str> {
 
 fn handle_negotiate(
     cx: &mut NegotiateContext<Session>,
-    rt: std::sync::Arc<crate::evaluate::Runtime>,
+    rt: std::sync::Arc<crate::runtime::Runtime>,
     actions: Actions,
     opts: ProtoOpts,
 ) -> Status {

@@ -7,7 +7,7 @@ mod guard;
 pub mod session;
 
 use crate::config::ListenSpec;
-use crate::evaluate::Runtime;
+use crate::runtime::Runtime;
 use indymilter::{EitherListener, Listener};
 use std::future::Future;
 use std::io;

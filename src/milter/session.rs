@@ -4,9 +4,10 @@
 
 use super::apply::{self, Capabilities};
 use crate::config::ErrorAction;
-use crate::evaluate::{self, Envelope, Input, Runtime};
+use crate::evaluate::{self, Envelope, Input};
 use crate::intake::{Intake, Limits};
 use crate::metric;
+use crate::runtime::Runtime;
 use indymilter::{ContextActions, SetErrorReply, Status};
 use std::net::IpAddr;
 use std::sync::Arc;

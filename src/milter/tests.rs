@@ -6,7 +6,7 @@
 use super::apply::Capabilities;
 use super::session::Session;
 use crate::config::Config;
-use crate::evaluate::Runtime;
+use crate::runtime::Runtime;
 use crate::zone::{Zone, ZoneServer};
 use indymilter::{ActionError, ContextActions, IntoCString, SetErrorReply, SmtpReplyError, Status};
 use std::sync::{Arc, Mutex};

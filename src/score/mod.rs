@@ -2,65 +2,12 @@
 //! thresholds. Pure code; the DMARC policy and DNS outcome are combined in `evaluate`.
 
 use crate::config::{Issue, PolicySettings};
-use crate::lookalike;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
-/// Reason codes raised by `evaluate` itself (authentication and message shape), with
-/// default weights. Lookalike codes are in [`lookalike::REASONS`]; `[[rule]]` codes are
-/// `RULE:<name>` with the rule's own weight.
-pub const AUTH_REASONS: &[lookalike::ReasonInfo] = &[
-    lookalike::ReasonInfo {
-        code: "DMARC_FAIL",
-        weight: 4.0,
-        description: "DMARC failed for the From domain (its policy is applied separately)",
-    },
-    lookalike::ReasonInfo {
-        code: "SPF_FAIL",
-        weight: 1.0,
-        description: "SPF failed for the envelope sender",
-    },
-    lookalike::ReasonInfo {
-        code: "SPF_SOFTFAIL",
-        weight: 0.5,
-        description: "SPF soft-failed for the envelope sender",
-    },
-    lookalike::ReasonInfo {
-        code: "DKIM_FAIL",
-        weight: 1.0,
-        description: "a DKIM signature failed and none passed",
-    },
-    lookalike::ReasonInfo {
-        code: "NO_AUTH",
-        weight: 1.0,
-        description: "no SPF pass, no DKIM pass and no DMARC record",
-    },
-    lookalike::ReasonInfo {
-        code: "FROM_MISSING",
-        weight: 3.0,
-        description: "the message has no usable From address",
-    },
-    lookalike::ReasonInfo {
-        code: "FROM_MULTIPLE",
-        weight: 5.0,
-        description: "the message has more than one From header or address",
-    },
-    lookalike::ReasonInfo {
-        code: "MALFORMED",
-        weight: 3.0,
-        description: "the message could not be parsed as RFC 5322",
-    },
-    lookalike::ReasonInfo {
-        code: "MIME_LIMIT",
-        weight: 2.0,
-        description: "MIME structure past max_mime_depth or max_mime_parts: the rest was not scanned",
-    },
-    lookalike::ReasonInfo {
-        code: "OVERSIZE",
-        weight: 0.0,
-        description: "larger than max_message_bytes: not verified",
-    },
-];
+pub mod reasons;
+
+pub use reasons::{AUTH_REASONS, LOOKALIKE_REASONS, ReasonInfo};
 
 /// Effective weight per code: defaults, overridden by `[weights]`.
 #[derive(Clone, Debug)]
@@ -73,7 +20,7 @@ impl Weights {
     pub fn build(overrides: &BTreeMap<String, f64>) -> Result<Weights, Vec<Issue>> {
         let mut map: HashMap<&'static str, f64> = AUTH_REASONS
             .iter()
-            .chain(lookalike::REASONS)
+            .chain(LOOKALIKE_REASONS)
             .map(|r| (r.code, r.weight))
             .collect();
         let mut issues = Vec::new();
