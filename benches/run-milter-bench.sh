@@ -5,7 +5,7 @@
 # traffic to a private NSD. Everything runs inside a network namespace created here (its own
 # loopback; no traffic leaves it). See docs/performance.md.
 #
-#   sudo bash benches/run-milter-bench.sh
+#   bash benches/run-milter-bench.sh      (as root, or through sudo: it runs itself with sudo)
 # Environment (all optional):
 #   RESULTS_DIR   where raw JSON and logs go (default target/milter-bench/DATE)
 #   REPS=3        repetitions per configuration and concurrency (the summary shows medians)
@@ -31,6 +31,10 @@ NS=sgbench$$
 MAXSECS=60
 export PATH="$PATH:/usr/sbin:/sbin"
 
+# shellcheck source=integration/lib.sh
+source "$ROOT/integration/lib.sh"
+reexec_as_root "$@"
+
 declare -a PIDS=()
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() {
@@ -48,29 +52,23 @@ cleanup() {
         done
         kill -9 "$pid" 2>/dev/null || true
     done
-    ip netns del "$NS" 2>/dev/null || true
-    rm -rf "/etc/netns/$NS"
+    netns_destroy "$NS"
     exit "$rc"
 }
 trap cleanup EXIT
 
-[[ $(id -u) -eq 0 ]] || die "run as root (network namespace, packages)"
-
 # ------------------------------------------------------------------ tools
-need=()
-for t in nsd:nsd nsd-checkzone:nsd opendkim:opendkim opendmarc:opendmarc dknewkey:python3-dkim \
-    dig:dnsutils ip:iproute2; do
-    command -v "${t%%:*}" >/dev/null 2>&1 || need+=("${t#*:}")
-done
-"$PY" -c 'import dkim' 2>/dev/null || need+=(python3-dkim)
-if ((${#need[@]})); then
-    log "installing: ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    timeout 300 apt-get update -qq </dev/null >/dev/null 2>&1 || true
-    # shellcheck disable=SC2046
-    timeout 600 apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) \
-        </dev/null >/dev/null 2>&1 || die "apt-get install failed"
-fi
+need_cmd "$PY" python3
+need_py dkim python3-dkim
+need_cmd nsd nsd
+need_cmd nsd-checkzone nsd
+need_cmd nsd-checkconf nsd
+need_cmd opendkim opendkim
+need_cmd opendmarc opendmarc
+need_cmd dknewkey python3-dkim
+need_cmd dig dnsutils
+need_cmd ip iproute2
+install_needed || die "missing after apt-get install: ${MISSING[*]}"
 # The Debian packages may have started their own daemons (no systemd here usually): ours use
 # their own sockets and configuration, so these do not interfere.
 
@@ -92,41 +90,13 @@ nsd-checkzone . "$WORK/zone/root.zone" >/dev/null || die nsd-checkzone
 declare -A MSG=([10k]=$WORK/msg/msg10k.eml [3k]=$WORK/msg/msg3k.eml)
 
 # ------------------------------------------------------------------ namespace + NSD on :53
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-mkdir -p "/etc/netns/$NS"
-echo "nameserver 127.0.0.1" >"/etc/netns/$NS/resolv.conf"
+netns_create "$NS" || die "creating network namespace $NS"
 nsx() { ip netns exec "$NS" "$@"; }
-
-cat >"$WORK/nsd/nsd.conf" <<EOF
-server:
-    ip-address: 127.0.0.1
-    port: 53
-    do-ip6: no
-    username: ""
-    chroot: ""
-    zonesdir: "$WORK/zone"
-    pidfile: "$WORK/nsd/nsd.pid"
-    database: ""
-    zonelistfile: "$WORK/nsd/zone.list"
-    xfrdfile: "$WORK/nsd/xfrd.state"
-    xfrdir: "$WORK/nsd"
-    logfile: "$WORK/log/nsd.log"
-    server-count: 1
-    verbosity: 0
-    hide-version: yes
-    # No response rate limiting: the default (200 answers/s per client and name) drops
-    # answers to the peers, which query DNS for every message, and they then wait 5 s.
-    rrl-ratelimit: 0
-    rrl-whitelist-ratelimit: 0
-remote-control:
-    control-enable: no
-zone:
-    name: "."
-    zonefile: "root.zone"
-EOF
-ip netns exec "$NS" nsd -d -c "$WORK/nsd/nsd.conf" >"$WORK/log/nsd.out" 2>&1 </dev/null &
-PIDS+=($!)
+# No response rate limiting: the default (200 answers/s per client and name) drops answers to
+# the peers, which query DNS for every message, and they then wait 5 s.
+nsd_start "$WORK/log/nsd.out" "$NS" "$WORK/nsd" "$WORK/zone" 53 "$WORK/log/nsd.log" 0 \
+    "rrl-ratelimit: 0" "rrl-whitelist-ratelimit: 0" || die "nsd-checkconf"
+PIDS+=("$NSD_PID")
 for _ in $(seq 100); do
     [[ $(nsx dig +short +time=1 +tries=1 @127.0.0.1 TXT _dmarc.sender.example 2>/dev/null) == *DMARC1* ]] && break
     sleep 0.1

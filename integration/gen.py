@@ -15,7 +15,10 @@ import os
 import re
 import sys
 
-import dkim
+import pydeps
+
+dkim = pydeps.need("dkim")
+pydeps.need("nacl")  # dkimpy's Ed25519
 
 SIGNED_HEADERS = [b"From", b"To", b"Subject", b"Date", b"Message-ID"]
 

@@ -21,10 +21,12 @@ import shutil
 import subprocess
 import sys
 
-import authres
+import pydeps
 
-import mime_check
-import opslib as lib
+authres = pydeps.need("authres")
+
+import mime_check  # noqa: E402
+import opslib as lib  # noqa: E402
 
 WORK = os.path.join(lib.ROOT, "integration/work/ops-interop")
 AUTHSERV = "mx.test"

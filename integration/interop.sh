@@ -5,24 +5,27 @@
 #   integration/interop.py  every Authentication-Results we emit parsed by authres (RFC 8601),
 #                           delivered messages through integration/mime_check.py (Python email)
 #
-#   sudo bash integration/interop.sh      (SPOOFGUARD_BIN / MILTER_LOAD_BIN to use other builds)
+#   bash integration/interop.sh      (SPOOFGUARD_BIN / MILTER_LOAD_BIN to use other builds)
 #
-# Installs its Debian packages when missing (root), builds target/release/spoofguard and the
-# milter_load example when missing. Ends with "N passed, N failed"; exit 1 on any failure.
+# Runs itself through sudo when not root. Installs its Debian packages when missing, builds
+# target/release/spoofguard and the milter_load example when missing. Ends with "N passed, N failed"; exit 1 on any failure.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
-export PATH="$PATH:/usr/sbin:/sbin"
 
-need=()
-[[ -x $PY ]] || need+=(python3)
-"$PY" -c 'import dkim' 2>/dev/null || need+=(python3-dkim)
-"$PY" -c 'import nacl' 2>/dev/null || need+=(python3-nacl)
-"$PY" -c 'import authres' 2>/dev/null || need+=(python3-authres)
-"$PY" -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
 # shellcheck source=integration/lib.sh
 source "$ROOT/integration/lib.sh"
-install_needed
+reexec_as_root "$@"
+# What metrics.py and interop.py (and opslib.py, mime_check.py) use; each Python script also
+# installs its own modules (pydeps.py) when run alone.
+need_cmd "$PY" python3
+need_py dkim python3-dkim
+need_py nacl python3-nacl
+need_py authres python3-authres
+need_py prometheus_client python3-prometheus-client
+need_cmd nsd nsd
+need_cmd dknewkey python3-dkim
+install_needed || { echo "missing: ${MISSING[*]}"; echo "0 passed, 1 failed"; exit 1; }
 
 build_release_and_load
 

@@ -21,9 +21,12 @@ import sys
 import time
 import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
+import pydeps
 
-import opslib as lib
+pydeps.need("prometheus_client")
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+import opslib as lib  # noqa: E402
 
 WORK = os.path.join(lib.ROOT, "integration/work/ops-metrics")
 LOG_FIELDS = ["queue_id", "client_ip", "from_domain", "spf", "dkim", "arc", "dmarc", "score",

@@ -16,7 +16,9 @@ import email.policy
 import os
 import sys
 
-import authres
+import pydeps
+
+authres = pydeps.need("authres")
 
 
 def check_message(raw):

@@ -14,7 +14,10 @@ import socket
 import subprocess
 import time
 
-import dkim
+import pydeps
+
+dkim = pydeps.need("dkim")
+pydeps.need("nacl")  # dkimpy's Ed25519
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIGNED = [b"From", b"To", b"Subject", b"Date", b"Message-ID"]
@@ -188,37 +191,17 @@ def b_prefix(signed):
 
 
 def start_nsd(work, zone, procs):
-    """An NSD serving `zone` as the root on a free 127.0.0.1 port; returns the port."""
+    """An NSD serving `zone` as the root on a free 127.0.0.1 port; returns the port.
+
+    The configuration is integration/lib.sh's (`nsd-exec` writes it and execs NSD, so the
+    process in `procs` is NSD itself), the one the shell scripts use too.
+    """
     d = os.path.join(work, "nsd")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "root.zone"), "w") as f:
         f.write(zone)
     port = free_port(udp_too=True)
-    conf = os.path.join(d, "nsd.conf")
-    with open(conf, "w") as f:
-        f.write("""server:
-    ip-address: 127.0.0.1
-    port: %d
-    do-ip4: yes
-    do-ip6: no
-    username: ""
-    chroot: ""
-    zonesdir: "%s"
-    pidfile: "%s/nsd.pid"
-    database: ""
-    zonelistfile: "%s/zone.list"
-    xfrdfile: "%s/xfrd.state"
-    xfrdir: "%s"
-    server-count: 1
-    verbosity: 1
-    hide-version: yes
-remote-control:
-    control-enable: no
-zone:
-    name: "."
-    zonefile: "root.zone"
-""" % (port, d, d, d, d, d))
-    nsd = "/usr/sbin/nsd"
-    p = procs.start([nsd, "-d", "-c", conf], os.path.join(work, "nsd.log"))
+    p = procs.start(["bash", os.path.join(ROOT, "integration/lib.sh"), "nsd-exec", d, d, str(port)],
+                    os.path.join(work, "nsd.log"))
     wait_tcp(port, p)
     return port

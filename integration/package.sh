@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The Debian package and the systemd unit, end to end (issue 8). Needs root and dpkg.
+# The Debian package and the systemd unit, end to end (issue 8). Needs root (it runs itself
+# through sudo otherwise) and dpkg; installs systemd and man-db when missing.
 #
-#   sudo bash integration/package.sh
+#   bash integration/package.sh
 #
 # 1. systemd-analyze verify on packaging/spoofguard.service (offline; no running systemd needed)
 # 2. cargo build --release + cargo deb --no-build (reuses target/release; installs cargo-deb if missing)
@@ -15,6 +16,9 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$ROOT/integration/work/ops-package
 PY=/usr/bin/python3
+# shellcheck source=integration/lib.sh
+source "$ROOT/integration/lib.sh"
+reexec_as_root "$@"
 passed=0
 failed=0
 PIDS=()
@@ -36,14 +40,14 @@ trap finish EXIT
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
-if [[ $(id -u) -ne 0 ]]; then
-    fail "root" "run as root (dpkg -i)"
-    exit
-fi
-export PATH="$PATH:/usr/sbin:/sbin:$HOME/.cargo/bin"
-for tool in systemd-analyze man dpkg; do
-    command -v "$tool" >/dev/null || { fail "tool $tool" "missing (apt-get install systemd man-db)"; exit; }
-done
+export PATH="$PATH:/usr/sbin:/sbin:${CARGO_HOME:-$HOME/.cargo}/bin"
+need_cmd "$PY" python3
+need_cmd systemd-analyze systemd
+need_cmd man man-db
+need_cmd dpkg dpkg
+need_cmd dpkg-deb dpkg
+need_cmd runuser util-linux
+install_needed || { fail "tools" "missing: ${MISSING[*]}"; exit; }
 if ! command -v cargo-deb >/dev/null; then
     echo "installing cargo-deb (cargo install cargo-deb --locked)"
     cargo install cargo-deb --locked --quiet || { fail "cargo-deb" "cargo install failed"; exit; }

@@ -45,11 +45,7 @@ pf_cleanup() {
     fi
 }
 pf_cleanup_ns() {
-    if [[ -n ${PF_NS_MADE:-} ]]; then
-        ip netns del "$PF_NS" 2>/dev/null || true
-        rm -rf "/etc/netns/$PF_NS"
-        rmdir /etc/netns 2>/dev/null || true # only when no other namespace uses it
-    fi
+    if [[ -n ${PF_NS_MADE:-} ]]; then netns_destroy "$PF_NS"; fi
 }
 CLEANUP_FIRST+=(pf_cleanup)
 CLEANUP_LAST+=(pf_cleanup_ns)
@@ -60,11 +56,8 @@ rm -rf "$PF"
 mkdir -p "$PF_CONF" "$PF/queue" "$PF/data" "$PF_SINK" "$PF/nsd"
 chown postfix "$PF/data"
 
-ip netns add "$PF_NS" || fail_now "ip netns add $PF_NS"
 PF_NS_MADE=1
-mkdir -p "/etc/netns/$PF_NS"
-echo "nameserver 127.0.0.1" >"/etc/netns/$PF_NS/resolv.conf"
-nx ip link set lo up || fail_now "lo up in $PF_NS"
+netns_create "$PF_NS" || fail_now "creating network namespace $PF_NS (ip netns add, lo up)"
 log "netns: $PF_NS"
 
 # DNS timeout domain: queries naming slowdns.example are dropped (UDP and TCP).
@@ -75,32 +68,9 @@ for proto in udp tcp; do
 done
 
 # ------------------------------------------------------------------ NSD on 127.0.0.1:53
-cat >"$PF/nsd/nsd.conf" <<EOF
-server:
-    ip-address: 127.0.0.1
-    port: 53
-    do-ip4: yes
-    do-ip6: no
-    username: ""
-    chroot: ""
-    zonesdir: "$WORK/zone"
-    pidfile: "$PF/nsd/nsd.pid"
-    database: ""
-    zonelistfile: "$PF/nsd/zone.list"
-    xfrdfile: "$PF/nsd/xfrd.state"
-    xfrdir: "$PF/nsd"
-    logfile: "$WORK/log/pf_nsd.log"
-    server-count: 1
-    verbosity: 1
-    hide-version: yes
-remote-control:
-    control-enable: no
-zone:
-    name: "."
-    zonefile: "root.zone"
-EOF
-ip netns exec "$PF_NS" nsd -d -c "$PF/nsd/nsd.conf" >"$WORK/log/pf_nsd.out" 2>&1 </dev/null &
-PF_NSD_PID=$!
+nsd_start "$WORK/log/pf_nsd.out" "$PF_NS" "$PF/nsd" "$WORK/zone" 53 "$WORK/log/pf_nsd.log" ||
+    fail_now "nsd-checkconf (netns)"
+PF_NSD_PID=$NSD_PID
 PIDS+=("$PF_NSD_PID")
 # through the namespace's resolv.conf, as glibc-based tools see it
 pf_dns_ready() { [[ $(nx dig +short +time=1 +tries=1 TXT _dmarc.sender.example) == '"v=DMARC1; p=reject"' ]]; }

@@ -3,8 +3,9 @@
 # shellcheck disable=SC2317
 # Black-box integration tests of the spoofguard binary.
 #
-# Run from anywhere as root (CI runs it with CI=true and no stdin):
-#   sudo bash integration/run.sh
+# Run from anywhere, as root or as a user with sudo (the script then runs itself through sudo;
+# CI runs it as root with CI=true and no stdin):
+#   bash integration/run.sh
 # Environment:
 #   SPOOFGUARD_BIN   use this binary instead of building target/release/spoofguard
 #   STRICT_LEADSPC=0 only warn (default: fail) when the filter negotiates SMFIP_HDR_LEADSPC and
@@ -13,8 +14,8 @@
 #                    is SKIP_DEFAULT below; SKIP_SCENARIOS="" runs every scenario
 #   KEEP_WORK=1      leave integration/work/ in place at the start (it is always kept at the end)
 #
-# The script installs what it lacks (miltertest, nsd, python3-dkim, python3-nacl, openssl,
-# dnsutils), generates DKIM keys, a root zone served by a private NSD on 127.0.0.1, signed
+# The script installs what it lacks (the need_cmd / need_py list below, for both phases),
+# generates DKIM keys, a root zone served by a private NSD on 127.0.0.1, signed
 # messages and their miltertest data, starts spoofguard instances, runs every scenario in
 # integration/miltertest/ and ends with one line "N passed, N failed".
 # See docs/testing.md.
@@ -88,65 +89,35 @@ fail_now() {
 }
 
 # ---------------------------------------------------------------- 1. tools
-have_tool() {
-    case "$1" in
-        dkim | nacl) "$PY" -c "import $1" 2>/dev/null ;;
-        *) command -v "$1" >/dev/null 2>&1 ;;
-    esac
-}
-declare -A PKG=([miltertest]=miltertest [nsd]=nsd [nsd-checkzone]=nsd [dknewkey]=python3-dkim
-    [dkim]=python3-dkim [nacl]=python3-nacl [openssl]=openssl [dig]=dnsutils [timeout]=coreutils
-    [postfix]=postfix [postqueue]=postfix [postsuper]=postfix [smtp-sink]=postfix [swaks]=swaks
-    [iptables]=iptables [ip]=iproute2)
-TOOLS=(miltertest nsd nsd-checkzone dknewkey dkim nacl openssl dig timeout
-    postfix postqueue postsuper smtp-sink swaks iptables ip)
-export PATH="$PATH:/usr/sbin:/sbin"
-
-missing_pkgs=()
-[[ -x $PY ]] || missing_pkgs+=(python3)
-for t in "${TOOLS[@]}"; do
-    have_tool "$t" || missing_pkgs+=("${PKG[$t]}")
-done
-if ((${#missing_pkgs[@]} > 0)); then
-    mapfile -t missing_pkgs < <(printf '%s\n' "${missing_pkgs[@]}" | sort -u)
-    log "installing: ${missing_pkgs[*]}"
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        export DEBIAN_FRONTEND=noninteractive
-        # Postfix: no system-wide configuration, and no service started by the package
-        # (the private instance of integration/postfix.sh is the only Postfix we run).
-        echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-        own_policy_rc=
-        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-            printf '#!/bin/sh\n# integration/run.sh: no service starts during apt-get install\nexit 101\n' \
-                >/usr/sbin/policy-rc.d
-            chmod 0755 /usr/sbin/policy-rc.d
-            own_policy_rc=1
-        fi
-        apt-get update -qq </dev/null >"$ROOT/.integ-apt.log" 2>&1 || true
-        apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" \
-            </dev/null >>"$ROOT/.integ-apt.log" 2>&1 || true
-        if [[ -n $own_policy_rc ]]; then rm -f /usr/sbin/policy-rc.d; fi
-        # Should a system-wide Postfix have started anyway, stop that master by its PID.
-        sys_master=$(tr -d ' ' 2>/dev/null </var/spool/postfix/pid/master.pid || true)
-        if [[ -n $sys_master ]] && [[ $(cat "/proc/$sys_master/comm" 2>/dev/null) == master ]]; then
-            log "stopping the system Postfix master the package started (pid $sys_master)"
-            kill "$sys_master" || true
-        fi
-        tail -n 5 "$ROOT/.integ-apt.log" || true
-        rm -f "$ROOT/.integ-apt.log"
-    else
-        log "not root or no apt-get: cannot install ${missing_pkgs[*]}"
-    fi
-fi
-missing=()
-for t in "${TOOLS[@]}"; do
-    have_tool "$t" || missing+=("$t")
-done
-if ((${#missing[@]} > 0)); then
-    for t in "${missing[@]}"; do
-        log "FAIL missing tool: $t (Debian package ${PKG[$t]})"
+# shellcheck source=integration/lib.sh
+source "$INTEG/lib.sh"
+reexec_as_root "$@"
+# Everything this script and integration/postfix.sh run, installed before the first use.
+need_cmd /usr/bin/python3 python3
+need_py dkim python3-dkim
+need_py nacl python3-nacl
+need_cmd miltertest miltertest
+need_cmd nsd nsd
+need_cmd nsd-checkzone nsd
+need_cmd nsd-checkconf nsd
+need_cmd dknewkey python3-dkim
+need_cmd openssl openssl
+need_cmd dig dnsutils
+need_cmd timeout coreutils
+need_cmd postfix postfix
+need_cmd postqueue postfix
+need_cmd postsuper postfix
+need_cmd postcat postfix
+need_cmd sendmail postfix
+need_cmd smtp-sink postfix
+need_cmd swaks swaks
+need_cmd iptables iptables
+need_cmd ip iproute2
+if ! install_needed; then
+    for t in "${MISSING[@]}"; do
+        log "FAIL missing tool: $t"
         failed=$((failed + 1))
-        FAILED_NAMES+=("missing:$t")
+        FAILED_NAMES+=("missing:${t%% *}")
     done
     summary_and_exit
 fi
@@ -209,33 +180,8 @@ unix_open() { "$PY" -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.se
 
 # ---------------------------------------------------------------- 4. NSD
 DNS_PORT=$(free_port udp)
-cat >"$WORK/nsd/nsd.conf" <<EOF
-server:
-    ip-address: 127.0.0.1
-    port: $DNS_PORT
-    do-ip4: yes
-    do-ip6: no
-    username: ""
-    chroot: ""
-    zonesdir: "$WORK/zone"
-    pidfile: "$WORK/nsd/nsd.pid"
-    database: ""
-    zonelistfile: "$WORK/nsd/zone.list"
-    xfrdfile: "$WORK/nsd/xfrd.state"
-    xfrdir: "$WORK/nsd"
-    logfile: "$WORK/log/nsd.log"
-    server-count: 1
-    verbosity: 1
-    hide-version: yes
-remote-control:
-    control-enable: no
-zone:
-    name: "."
-    zonefile: "root.zone"
-EOF
-nsd-checkconf "$WORK/nsd/nsd.conf" || fail_now "nsd-checkconf"
-nsd -d -c "$WORK/nsd/nsd.conf" >"$WORK/log/nsd.out" 2>&1 </dev/null &
-NSD_PID=$!
+nsd_start "$WORK/log/nsd.out" "" "$WORK/nsd" "$WORK/zone" "$DNS_PORT" "$WORK/log/nsd.log" ||
+    fail_now "nsd-checkconf"
 PIDS+=("$NSD_PID")
 dns_ready() { [[ $(dig +short +time=1 +tries=1 -p "$DNS_PORT" @127.0.0.1 TXT _dmarc.sender.example) == '"v=DMARC1; p=reject"' ]]; }
 wait_until "nsd" "$NSD_PID" 15 dns_ready

@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # Runs every test: the hermetic `cargo test` suite, then the black-box runs of the release
-# binary (integration/*.sh: they install their Debian packages, so this needs root).
+# binary (integration/*.sh: they install their Debian packages, so this needs root; run as a
+# user with sudo, it runs itself again through sudo).
 # This is the test command README.md gives users, and what .ci/run calls.
 set -euo pipefail
+# shellcheck source=integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+reexec_as_root "$@"
 cd "$(dirname "$0")/.."
 
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install Rust 1.89 or newer (https://rustup.rs)" >&2
     exit 1
 fi
+
+# What this script runs itself (each script below installs its own); all before cargo test, so
+# a missing package shows at once.
+need_cmd /usr/bin/python3 python3
+need_py authres python3-authres
+install_needed || { echo "missing: ${MISSING[*]}"; echo "0 passed, 1 failed"; exit 1; }
 
 echo "== cargo test"
 cargo test --locked
