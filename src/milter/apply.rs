@@ -161,13 +161,13 @@ fn log(eval: &Evaluation) {
                 arc = %v.arc.result,
                 dmarc = %v.dmarc.result,
                 score = eval.score,
-                decision,
+                decision = %eval.decision,
                 dry_run = eval.dry_run,
                 reasons = %codes.join(","),
                 "message evaluated"
             );
             if eval.dry_run && eval.decision > Decision::Tag {
-                info!(decision, "[dry run, not done]");
+                info!(decision = %eval.decision, "[dry run, not done]");
             }
         }
         (Kind::Oversize(why), _) => {
