@@ -30,7 +30,7 @@ import opslib as lib  # noqa: E402
 
 WORK = os.path.join(lib.ROOT, "integration/work/ops-metrics")
 LOG_FIELDS = ["queue_id", "client_ip", "from_domain", "spf", "dkim", "arc", "dmarc", "score",
-              "decision", "dry_run", "reasons"]
+              "decision", "dry_run", "reasons", "policy_override"]
 
 TALLY = lib.Tally()
 check = TALLY.check

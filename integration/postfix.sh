@@ -277,7 +277,7 @@ hdr() { "$PY" "$INTEG/pftool.py" headers "$FILE" "$1"; }
 ar_pass() {
     local eml=$1 sel=$2 alg=$3 b8
     b8=$("$PY" "$INTEG/pftool.py" b8 "$eml")
-    printf 'Authentication-Results: %s;\tspf=pass smtp.mailfrom=alice@sender.example;\tdkim=pass header.d=sender.example header.s=%s header.a=%s header.b=%s;\tarc=none;\tdmarc=pass (p=reject dis=none) header.from=sender.example' \
+    printf 'Authentication-Results: %s;\tspf=pass smtp.mailfrom=alice@sender.example;\tdkim=pass header.d=sender.example header.s=%s header.a=%s header.b=%s;\tarc=none;\tdmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject' \
         "$AUTHSERV" "$sel" "$alg" "$b8"
 }
 
@@ -376,7 +376,7 @@ s_pass() {
 s_spoof() {
     pf_swaks "$PF_NAME" "$(port_of)" 198.51.100.66 mail.attacker.example ceo@sender.example \
         bob@rcpt.example "$MSG/spoof_unsigned.eml"
-    expect "SMTP reply" "$REPLY" "550 5.7.1 Message rejected: DMARC policy of sender.example is reject"
+    expect "SMTP reply" "$REPLY" "550 5.7.1 Rejected per DMARC policy for sender.example"
     expect_not_delivered spoof@attacker.example
     expect_queue_empty
 }
@@ -532,7 +532,7 @@ s_parallel() {
         expect_queued
         [[ -n $QID ]] && pf_delivered "$QID" && check_accept_headers "$MSG/rsa_pass.eml" rsa2048 rsa-sha256
         REPLY=$("$PY" "$INTEG/pftool.py" reply "$WORK/out/$PF_NAME.spoof$i.swaks")
-        expect "session spoof$i" "$REPLY" "550 5.7.1 Message rejected: DMARC policy of sender.example is reject"
+        expect "session spoof$i" "$REPLY" "550 5.7.1 Rejected per DMARC policy for sender.example"
     done
 }
 
@@ -650,7 +650,7 @@ s_sighup_bad() {
     kill -0 "$PF_INET_PID" 2>/dev/null || bad "spoofguard exited on a bad configuration file"
     pf_swaks "$PF_NAME" "$PF_INET_PORT" 198.51.100.66 mail.attacker.example \
         ceo@sender.example bob@rcpt.example "$MSG/spoof_unsigned.eml"
-    expect "SMTP reply (old configuration)" "$REPLY" "550 5.7.1 Message rejected: DMARC policy of sender.example is reject"
+    expect "SMTP reply (old configuration)" "$REPLY" "550 5.7.1 Rejected per DMARC policy for sender.example"
     cp "$cfg.orig" "$cfg"
     rm -f "$cfg.orig"
     pf_reload
@@ -693,7 +693,7 @@ s_session() {
     { read -r r1; read -r r2; read -r r3; read -r r4; } <"$out" || true
     local q1=${r1##* } q3=${r3##* } q4=${r4##* }
     [[ $r1 =~ ^250\ 2\.0\.0\ Ok:\ queued\ as ]] || bad "message 1 (rsa_pass): $r1"
-    expect "message 2 (spoof, envelope none.example)" "$r2" "550 5.7.1 Message rejected: DMARC policy of sender.example is reject"
+    expect "message 2 (spoof, envelope none.example)" "$r2" "550 5.7.1 Rejected per DMARC policy for sender.example"
     [[ $r3 =~ ^250\ 2\.0\.0\ Ok:\ queued\ as ]] || bad "message 3 (quarantine): $r3"
     [[ $r4 =~ ^250\ 2\.0\.0\ Ok:\ queued\ as ]] || bad "message 4 (ed_pass): $r4"
     if pf_delivered "$q1"; then check_accept_headers "$MSG/rsa_pass.eml" rsa2048 rsa-sha256; fi
@@ -753,7 +753,7 @@ s_sighup() {
     pf_reload
     pf_swaks "$PF_NAME.restored" "$PF_INET_PORT" 198.51.100.66 mail.attacker.example \
         ceo@sender.example bob@rcpt.example "$MSG/spoof_unsigned.eml"
-    expect "SMTP reply after restoring" "$REPLY" "550 5.7.1 Message rejected: DMARC policy of sender.example is reject"
+    expect "SMTP reply after restoring" "$REPLY" "550 5.7.1 Rejected per DMARC policy for sender.example"
 }
 
 # ------------------------------------------------------------------ run

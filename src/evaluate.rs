@@ -20,6 +20,9 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use crate::runtime::Runtime;
+
+mod dmarc;
+pub use dmarc::PolicyOverride;
 /// Bytes of decoded body text that `[[rule]]` body patterns look at.
 const MAX_RULE_BODY_BYTES: usize = 1024 * 1024;
 
@@ -161,6 +164,12 @@ pub struct Evaluation {
     pub delete_forged: bool,
     /// `[milter] dry_run`: the decision is reported but not carried out.
     pub dry_run: bool,
+    /// Why the DMARC disposition differs from the published policy (RFC 9990), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_override: Option<PolicyOverride>,
+    /// The From domain, when its DMARC policy is what rejects the message.
+    #[serde(skip)]
+    pub dmarc_reject_domain: Option<String>,
 }
 
 impl Evaluation {
@@ -262,6 +271,8 @@ fn unjudged(rt: &Runtime, env: &Envelope, kind: Kind) -> Evaluation {
         subject_tag: None,
         delete_forged: true,
         dry_run: config.milter.dry_run,
+        policy_override: None,
+        dmarc_reject_domain: None,
     };
     match kind {
         Kind::Judged => {}
@@ -334,13 +345,25 @@ fn plan(rt: &Runtime, mut eval: Evaluation) -> Evaluation {
         return eval;
     }
     if eval.decision == Decision::Reject && !dry_run {
-        let text = format!(
-            "{}: {}",
-            config.policy.reject_text,
-            eval.why.as_deref().unwrap_or("policy")
-        );
         eval.action = Action::Reject;
-        eval.reply = Some(Reply::new(ReplyKind::PolicyReject, Some(&text)));
+        eval.reply = Some(match &eval.dmarc_reject_domain {
+            // RFC 9989, section 7.2: the reply names DMARC and the domain.
+            Some(domain) => Reply::new(
+                ReplyKind::DmarcReject,
+                Some(&format!(
+                    "Rejected per DMARC policy for {}",
+                    header::sanitize(domain, 255)
+                )),
+            ),
+            None => Reply::new(
+                ReplyKind::PolicyReject,
+                Some(&format!(
+                    "{}: {}",
+                    config.policy.reject_text,
+                    eval.why.as_deref().unwrap_or("policy")
+                )),
+            ),
+        });
         return eval;
     }
     if let Some(ar) = eval.authentication_results() {
@@ -432,7 +455,14 @@ async fn judge(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> E
         reasons.push(reason(rt, "MIME_LIMIT", detail));
     }
 
-    auth_reasons(rt, &verdicts, &mut reasons);
+    // What a DMARC failure leads to (RFC 9989, section 8), decided before scoring: a
+    // trusted sealer's vouching also takes DMARC_FAIL out of the score.
+    let signs = flow_signs(parsed.as_ref(), env);
+    let dmarc = dmarc::decide(config, &verdicts, &signs);
+    auth_reasons(rt, &verdicts, dmarc.vouched, &mut reasons);
+    if let Some((code, detail)) = &dmarc.note {
+        reasons.push(reason(rt, code, detail.clone()));
+    }
 
     // Brand impersonation.
     let mut brand = None;
@@ -444,7 +474,7 @@ async fn judge(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> E
             lookalike::facts_from_message_with_limit(p, &env.mail_from, config.lookalike.max_links);
         let ctx = AuthContext {
             dmarc_pass: verdicts.dmarc.result == AuthResult::Pass,
-            dmarc_fail: verdicts.dmarc.result == AuthResult::Fail,
+            dmarc_fail: verdicts.dmarc.result == AuthResult::Fail && !dmarc.vouched,
         };
         for f in lookalike::check_message(&facts, &ctx, &rt.catalogue) {
             if brand.is_none() {
@@ -464,25 +494,14 @@ async fn judge(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> E
     let score = score::total(&reasons);
     let by_score = score::decide(score, &config.policy);
 
-    // DMARC policy (RFC 7489, section 6.6.4), as far as [policy] lets it act.
-    let mut dmarc_disposition = DmarcPolicy::None;
-    let mut by_dmarc = Decision::Accept;
-    if verdicts.dmarc.result == AuthResult::Fail {
-        match verdicts.dmarc.effective_policy() {
-            Some(DmarcPolicy::Reject) if config.policy.reject_dmarc_reject => {
-                dmarc_disposition = DmarcPolicy::Reject;
-                by_dmarc = Decision::Reject;
-            }
-            Some(DmarcPolicy::Reject | DmarcPolicy::Quarantine)
-                if config.policy.quarantine_dmarc_quarantine =>
-            {
-                dmarc_disposition = DmarcPolicy::Quarantine;
-                by_dmarc = Decision::Quarantine;
-            }
-            _ => {}
-        }
-    }
+    let dmarc_disposition = dmarc.disposition;
+    let by_dmarc = match dmarc_disposition {
+        DmarcPolicy::Reject => Decision::Reject,
+        DmarcPolicy::Quarantine => Decision::Quarantine,
+        DmarcPolicy::None => Decision::Accept,
+    };
     let mut decision = by_score.max(by_dmarc);
+    let dmarc_rejected = decision == Decision::Reject && by_dmarc >= by_score;
     let mut why = match decision {
         Decision::Accept | Decision::Tag => None,
         _ if by_dmarc >= by_score => Some(format!(
@@ -501,6 +520,8 @@ async fn judge(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> E
     }
 
     metric::evaluation_step("total", started.elapsed());
+    let dmarc_reject_domain = (dmarc_rejected && decision == Decision::Reject)
+        .then(|| verdicts.dmarc.from_domain.clone());
     Evaluation {
         kind: Kind::Judged,
         authserv_id: authserv_id.to_owned(),
@@ -519,7 +540,31 @@ async fn judge(rt: &Runtime, authserv_id: &str, env: &Envelope, raw: &[u8]) -> E
         subject_tag: None,
         delete_forged: true,
         dry_run: config.milter.dry_run,
+        policy_override: dmarc.policy_override,
+        dmarc_reject_domain,
     }
+}
+
+/// The indirect-flow facts `dmarc::decide` looks at.
+fn flow_signs(parsed: Option<&mail_parser::Message<'_>>, env: &Envelope) -> dmarc::FlowSigns {
+    let mut signs = dmarc::FlowSigns {
+        mail_from: env.mail_from.clone(),
+        ..Default::default()
+    };
+    if let Some(p) = parsed {
+        signs.header_names = p
+            .headers()
+            .iter()
+            .map(|h| h.raw_name().to_ascii_lowercase())
+            .collect();
+        signs.sender_domain = p
+            .sender()
+            .and_then(|s| s.first())
+            .and_then(|a| a.address())
+            .and_then(|a| a.rsplit_once('@'))
+            .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase());
+    }
+    signs
 }
 
 /// A sender domain judged alone (`spoofguard domain`).
@@ -595,9 +640,9 @@ fn mime_limit(msg: &mail_parser::Message<'_>, limits: &MilterSettings) -> Option
     }
 }
 
-fn auth_reasons(rt: &Runtime, v: &AuthVerdicts, reasons: &mut Vec<Reason>) {
+fn auth_reasons(rt: &Runtime, v: &AuthVerdicts, vouched: bool, reasons: &mut Vec<Reason>) {
     let dkim_pass = v.dkim.iter().any(|d| d.result == AuthResult::Pass);
-    if v.dmarc.result == AuthResult::Fail {
+    if v.dmarc.result == AuthResult::Fail && !vouched {
         let policy = v.dmarc.policy.map_or("none", DmarcPolicy::as_str);
         reasons.push(reason(
             rt,

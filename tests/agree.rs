@@ -143,7 +143,7 @@ async fn agree_on_judged_messages() {
     let (o, _) = agree(&toml, &spoof, &eml("plain.eml")).await;
     assert_eq!(
         o.reply.as_deref(),
-        Some("550 5.7.1 Message rejected: DMARC policy of sender.example is reject")
+        Some("550 5.7.1 Rejected per DMARC policy for sender.example")
     );
 
     let quarantine = Envelope {

@@ -75,7 +75,7 @@ async fn truncated_udp_answers_fall_back_to_tcp() {
         "{ar}"
     );
     assert!(
-        ar.ends_with("dmarc=pass (p=reject dis=none) header.from=tcp.example"),
+        ar.ends_with("dmarc=pass (p=reject dis=none) header.from=tcp.example policy.dmarc=reject"),
         "{ar}"
     );
     milter.shutdown().await;
@@ -95,7 +95,7 @@ async fn malformed_key_record_is_a_permanent_dkim_error() {
     );
     // SPF still passes and aligns, so DMARC passes.
     assert!(
-        ar.ends_with("dmarc=pass (p=none dis=none) header.from=badkey.example"),
+        ar.ends_with("dmarc=pass (p=none dis=none) header.from=badkey.example policy.dmarc=none"),
         "{ar}"
     );
     milter.shutdown().await;
@@ -122,7 +122,10 @@ async fn cname_loop_and_oversized_txt_answers_end_without_hanging() {
     let env = env_for("192.0.2.66", "alice@bigtxt.example");
     let (actions, _) = send(&milter, &env, &msg_from("bigtxt.example"), false).await;
     let ar = added(&actions, "Authentication-Results").unwrap();
-    assert!(ar.ends_with("header.from=bigtxt.example"), "{ar}");
+    assert!(
+        ar.ends_with("header.from=bigtxt.example policy.dmarc=reject"),
+        "{ar}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -170,7 +173,7 @@ async fn spf_over_two_void_lookups_is_permerror_and_fails_dmarc() {
         added(&actions, "Authentication-Results").unwrap(),
         format!(
             "{AUTHSERV_ID};\n\tspf=permerror (too many void lookups) smtp.mailfrom=alice@void3.example;\n\t\
-             dkim=none;\n\tarc=none;\n\tdmarc=fail (p=quarantine dis=quarantine) header.from=void3.example"
+             dkim=none;\n\tarc=none;\n\tdmarc=fail (p=quarantine dis=quarantine) header.from=void3.example policy.dmarc=quarantine"
         )
     );
     milter.shutdown().await;
@@ -186,7 +189,7 @@ async fn spf_with_two_void_lookups_passes() {
         added(&actions, "Authentication-Results").unwrap(),
         format!(
             "{AUTHSERV_ID};\n\tspf=pass smtp.mailfrom=alice@void2.example;\n\t\
-             dkim=none;\n\tarc=none;\n\tdmarc=pass (p=quarantine dis=none) header.from=void2.example"
+             dkim=none;\n\tarc=none;\n\tdmarc=pass (p=quarantine dis=none) header.from=void2.example policy.dmarc=quarantine"
         )
     );
     milter.shutdown().await;
@@ -357,7 +360,7 @@ async fn forty_dkim_signatures_cost_five_verifications() {
         format!(
             "mx.spoofguard.test;\n\tspf=pass smtp.mailfrom=alice@sender.example;\n\t\
              dkim=pass header.d=sender.example header.s=ed header.a=ed25519-sha256;{}\n\t\
-             arc=none;\n\tdmarc=pass (p=reject dis=none) header.from=sender.example",
+             arc=none;\n\tdmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject",
             nokey.repeat(4)
         )
     );

@@ -48,7 +48,7 @@ async fn pass_gives_exact_authentication_results_ed25519_and_rsa_lf_and_crlf() {
             let expected = format!(
                 "{AUTHSERV_ID};\n\tspf=pass smtp.mailfrom=alice@sender.example;\n\t\
                  dkim=pass header.d=sender.example header.s={selector} header.a={alg} header.b={b};\n\t\
-                 arc=none;\n\tdmarc=pass (p=reject dis=none) header.from=sender.example"
+                 arc=none;\n\tdmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject"
             );
             assert!(
                 actions.has_insert_header(
@@ -101,7 +101,9 @@ async fn pass_without_leading_space_option_reconstructs_the_headers() {
     assert!(ar.starts_with("mx.spoofguard.test;"), "{ar}");
     assert!(ar.contains("dkim=pass header.d=sender.example"), "{ar}");
     assert!(
-        ar.ends_with("dmarc=pass (p=reject dis=none) header.from=sender.example"),
+        ar.ends_with(
+            "dmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject"
+        ),
         "{ar}"
     );
     assert_eq!(
@@ -122,7 +124,7 @@ async fn spoof_of_p_reject_domain_is_rejected_with_550() {
     let (actions, status) = send(&milter, &env, &eml("plain.eml"), false).await;
     assert_eq!(
         reply(&status),
-        "550 5.7.1 Message rejected: DMARC policy of sender.example is reject"
+        "550 5.7.1 Rejected per DMARC policy for sender.example"
     );
     assert!(added(&actions, "Authentication-Results").is_none());
     milter.shutdown().await;
@@ -143,7 +145,7 @@ async fn p_quarantine_failure_is_quarantined_with_headers() {
         added(&actions, "Authentication-Results").unwrap(),
         format!(
             "{AUTHSERV_ID};\n\tspf=fail smtp.mailfrom=carol@quarantine.example;\n\tdkim=none;\n\t\
-             arc=none;\n\tdmarc=fail (p=quarantine dis=quarantine) header.from=quarantine.example"
+             arc=none;\n\tdmarc=fail (p=quarantine dis=quarantine) header.from=quarantine.example policy.dmarc=quarantine"
         )
     );
     assert!(has_header(&actions, "X-Spoofguard-Verdict", "quarantine"));
@@ -176,7 +178,9 @@ async fn forwarded_message_with_aligned_dkim_passes_dmarc_despite_spf_fail() {
         "{ar}"
     );
     assert!(
-        ar.ends_with("dmarc=pass (p=reject dis=none) header.from=sender.example"),
+        ar.ends_with(
+            "dmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject"
+        ),
         "{ar}"
     );
     assert!(has_header(&actions, "X-Spoofguard-Verdict", "accept"));
@@ -204,7 +208,9 @@ async fn altered_body_fails_dkim() {
         )),
         "{ar}"
     );
-    assert!(ar.ends_with("dmarc=pass (p=reject dis=none) header.from=sender.example"));
+    assert!(ar.ends_with(
+        "dmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject"
+    ));
     assert!(has_header(
         &actions,
         "X-Spoofguard-Reasons",
@@ -218,7 +224,7 @@ async fn altered_body_fails_dkim() {
     let (_, status) = send(&milter, &env, &altered, false).await;
     assert_eq!(
         reply(&status),
-        "550 5.7.1 Message rejected: DMARC policy of sender.example is reject"
+        "550 5.7.1 Rejected per DMARC policy for sender.example"
     );
     milter.shutdown().await;
 }
@@ -314,7 +320,7 @@ async fn trusted_and_authenticated_senders_are_not_judged() {
     let (_, status) = send(&milter2, &env, &spoof, false).await;
     assert_eq!(
         reply(&status),
-        "550 5.7.1 Message rejected: DMARC policy of sender.example is reject"
+        "550 5.7.1 Rejected per DMARC policy for sender.example"
     );
     milter.shutdown().await;
     milter2.shutdown().await;
@@ -496,14 +502,17 @@ async fn dry_run_adds_headers_but_does_not_reject() {
     assert!(
         added(&actions, "Authentication-Results")
             .unwrap()
-            .ends_with("dmarc=fail (p=reject dis=reject) header.from=sender.example")
+            .ends_with(
+                "dmarc=fail (p=reject dis=reject) header.from=sender.example policy.dmarc=reject"
+            )
     );
     assert!(has_header(&actions, "X-Spoofguard-Verdict", "reject"));
     milter.shutdown().await;
 }
 
+// See: #15. RFC 9989 removed `pct`: a `p=reject; pct=0` record rejects like `p=reject`.
 #[tokio::test]
-async fn pct_zero_lowers_reject_to_quarantine() {
+async fn r15_pct_is_ignored() {
     let milter = Milter::spawn(&config("")).await;
     let msg = eml("plain.eml").replace("alice@sender.example", "erin@pct.example");
     let env = Envelope {
@@ -511,13 +520,10 @@ async fn pct_zero_lowers_reject_to_quarantine() {
         mail_from: "erin@pct.example",
         ..Envelope::default()
     };
-    let (actions, status) = send(&milter, &env, &msg, false).await;
-    assert_eq!(status, Status::Continue);
-    assert!(actions.has_quarantine("DMARC policy of pct.example is quarantine"));
-    assert!(
-        added(&actions, "Authentication-Results")
-            .unwrap()
-            .ends_with("dmarc=fail (p=reject dis=quarantine) header.from=pct.example")
+    let (_, status) = send(&milter, &env, &msg, false).await;
+    assert_eq!(
+        reply(&status),
+        "550 5.7.1 Rejected per DMARC policy for pct.example"
     );
     milter.shutdown().await;
 }

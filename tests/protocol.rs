@@ -147,7 +147,7 @@ fn pass_replies(b: &str) -> Vec<Reply> {
                 " {AUTHSERV_ID};\n\tspf=pass smtp.mailfrom=alice@sender.example;\n\t\
                  dkim=pass header.d=sender.example header.s=ed header.a=ed25519-sha256 \
                  header.b={b};\n\tarc=none;\n\tdmarc=pass (p=reject dis=none) \
-                 header.from=sender.example"
+                 header.from=sender.example policy.dmarc=reject"
             )),
         },
         Reply::AddHeader {

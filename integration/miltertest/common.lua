@@ -173,7 +173,7 @@ function T.signed_pass(name, selector, alg)
     "dkim=pass header.d=sender.example header.s=" .. selector .. " header.a=" .. alg ..
       " header.b=" .. msg.b8 .. ";",
     "arc=none;",
-    "dmarc=pass (p=reject dis=none) header.from=sender.example",
+    "dmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject",
   }))
   T.clean_accept(conn)
   T.ok(not mt.eom_check(conn, MT_QUARANTINE), "unexpected quarantine")

@@ -11,7 +11,7 @@ T.ok(mt.eom_check(conn, MT_QUARANTINE, "DMARC policy of quarantine.example is qu
 T.header_is(conn, "X-Spoofguard-Verdict", "quarantine")
 T.header_has(conn, "Authentication-Results", "spf=fail")
 T.header_has(conn, "Authentication-Results", "smtp.mailfrom=billing@quarantine.example")
-T.header_has(conn, "Authentication-Results", "dmarc=fail (p=quarantine dis=quarantine) header.from=quarantine.example")
+T.header_has(conn, "Authentication-Results", "dmarc=fail (p=quarantine dis=quarantine) header.from=quarantine.example policy.dmarc=quarantine")
 T.header_lacks(conn, "Authentication-Results", "dkim=pass")
 mt.disconnect(conn)
 T.finish()

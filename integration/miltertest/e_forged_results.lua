@@ -15,7 +15,7 @@ T.ar_is(conn, T.ar({
   "spf=pass smtp.mailfrom=alice@sender.example;",
   "dkim=pass header.d=sender.example header.s=rsa2048 header.a=rsa-sha256 header.b=" .. msg.b8 .. ";",
   "arc=none;",
-  "dmarc=pass (p=reject dis=none) header.from=sender.example",
+  "dmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject",
 }))
 T.clean_accept(conn)
 mt.disconnect(conn)

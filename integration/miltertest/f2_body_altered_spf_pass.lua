@@ -9,7 +9,7 @@ T.ok(r == SMFIR_ACCEPT or r == SMFIR_CONTINUE, "eom: expected accept/continue, g
 local ar = T.header(conn, "Authentication-Results") or ""
 mt.echo("Authentication-Results: " .. T.show(ar))
 T.header_has(conn, "Authentication-Results", "mx.spoofguard.test;\n\tspf=pass smtp.mailfrom=alice@sender.example;\n\tdkim=fail")
-T.header_has(conn, "Authentication-Results", " header.d=sender.example header.s=rsa2048 header.a=rsa-sha256 header.b=" .. msg.b8 .. ";\n\tarc=none;\n\tdmarc=pass (p=reject dis=none) header.from=sender.example")
+T.header_has(conn, "Authentication-Results", " header.d=sender.example header.s=rsa2048 header.a=rsa-sha256 header.b=" .. msg.b8 .. ";\n\tarc=none;\n\tdmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject")
 T.log_has("QIDF2", { "spf=pass", "dkim=fail", "dmarc=pass" })
 mt.disconnect(conn)
 T.finish()

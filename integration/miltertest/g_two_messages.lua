@@ -12,7 +12,7 @@ T.ar_is(conn, T.ar({
   "spf=pass smtp.mailfrom=alice@sender.example;",
   "dkim=pass header.d=sender.example header.s=rsa2048 header.a=rsa-sha256 header.b=" .. m1.b8 .. ";",
   "arc=none;",
-  "dmarc=pass (p=reject dis=none) header.from=sender.example",
+  "dmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject",
 }))
 T.clean_accept(conn)
 
@@ -38,7 +38,7 @@ T.ar_is(conn, T.ar({
   "spf=pass smtp.mailfrom=alice@sender.example;",
   "dkim=pass header.d=sender.example header.s=ed header.a=ed25519-sha256 header.b=" .. m3.b8 .. ";",
   "arc=none;",
-  "dmarc=pass (p=reject dis=none) header.from=sender.example",
+  "dmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject",
 }))
 T.clean_accept(conn)
 mt.disconnect(conn)

@@ -22,8 +22,8 @@ use std::sync::Arc;
 pub use dkim::base64;
 pub use dns::{Caches, build_authenticator};
 pub use verdict::{
-    ArcVerdict, AuthResult, AuthVerdicts, DkimVerdict, DmarcPolicy, DmarcVerdict, SpfIdentity,
-    SpfVerdict,
+    ArcSet, ArcVerdict, AuthResult, AuthVerdicts, DkimVerdict, DmarcPolicy, DmarcRecordInfo,
+    DmarcVerdict, SpfIdentity, SpfVerdict,
 };
 
 /// The SMTP envelope facts SPF needs.
@@ -158,13 +158,15 @@ fn unreachable_verdicts(smtp: &SmtpIdentity<'_>) -> AuthVerdicts {
         arc: ArcVerdict {
             result: AuthResult::None,
             sets: 0,
+            chain: Vec::new(),
         },
         dmarc: DmarcVerdict {
             result: AuthResult::None,
             from_domain: String::new(),
             policy: None,
-            pct: 100,
-            sampled: true,
+            testing: false,
+            record: None,
+            other_authors: Vec::new(),
         },
     }
 }

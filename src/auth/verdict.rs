@@ -83,6 +83,25 @@ pub struct ArcVerdict {
     pub result: AuthResult,
     /// Number of ARC sets seen.
     pub sets: usize,
+    /// The sets of a chain that validated, newest first: who sealed each and what its
+    /// ARC-Authentication-Results recorded. Empty unless `result` is `pass`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<ArcSet>,
+}
+
+/// One validated ARC set: the sealer (`d=` of its ARC-Seal) and the passes its
+/// ARC-Authentication-Results recorded (RFC 8617, section 4.1.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ArcSet {
+    pub instance: u32,
+    /// `d=` of the ARC-Seal, lowercase.
+    pub sealer: String,
+    /// `header.from` of each `dmarc=pass`.
+    pub dmarc_pass: Vec<String>,
+    /// `header.d` of each `dkim=pass`.
+    pub dkim_pass: Vec<String>,
+    /// The domain of `smtp.mailfrom` of each `spf=pass`.
+    pub spf_pass: Vec<String>,
 }
 
 /// DMARC's requested policy.
@@ -103,38 +122,39 @@ impl DmarcPolicy {
             DmarcPolicy::Reject => "reject",
         }
     }
-
-    /// One step down (RFC 7489, section 6.6.4, for messages outside `pct`).
-    pub fn lowered(self) -> DmarcPolicy {
-        match self {
-            DmarcPolicy::Reject => DmarcPolicy::Quarantine,
-            _ => DmarcPolicy::None,
-        }
-    }
 }
 
-/// The DMARC verdict for the RFC 5322.From domain.
+/// The DMARC verdict for the RFC 5322.From domain (RFC 9989). With several author domains
+/// (section 11.5) each is evaluated and this is the strictest: a failure with the strongest
+/// policy, else a pass.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DmarcVerdict {
     pub result: AuthResult,
     /// The From domain (A-label), empty if there was none.
     pub from_domain: String,
-    /// The policy to apply to a failing message (`p`, `sp` or `np`, after `t=y`), if a record
-    /// was found.
+    /// The policy that applies to this domain as discovered (`p`, `sp` or `np` by the DNS
+    /// tree walk, lowered one level by `t=y`), if a record was found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<DmarcPolicy>,
-    /// `pct` from the record (100 when absent).
-    pub pct: u8,
-    /// Whether this message fell inside `pct` (always true at 100).
-    pub sampled: bool,
+    /// The record had `t=y` (test mode): `policy` is already one level lower.
+    pub testing: bool,
+    /// The record discovered, as published: `p`, `sp`, `np`, `psd`, and where it was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<DmarcRecordInfo>,
+    /// The other author domains, when the From header named several (evaluated too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_authors: Vec<String>,
 }
 
-impl DmarcVerdict {
-    /// The policy this message is subject to: `policy`, lowered one step when outside `pct`.
-    pub fn effective_policy(&self) -> Option<DmarcPolicy> {
-        let p = self.policy?;
-        Some(if self.sampled { p } else { p.lowered() })
-    }
+/// The DMARC record that applied, as published (RFC 9989, section 4.7), for reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DmarcRecordInfo {
+    pub p: DmarcPolicy,
+    pub sp: DmarcPolicy,
+    pub np: DmarcPolicy,
+    /// `psd=`: `y`, `n` or `u`.
+    pub psd: char,
+    pub t: bool,
 }
 
 /// Every verdict for one message.
@@ -162,16 +182,5 @@ impl AuthVerdicts {
             .map(|d| d.result.as_str())
             .collect::<Vec<_>>()
             .join(",")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lowered_policy_steps_down() {
-        assert_eq!(DmarcPolicy::Reject.lowered(), DmarcPolicy::Quarantine);
-        assert_eq!(DmarcPolicy::Quarantine.lowered(), DmarcPolicy::None);
     }
 }

@@ -113,9 +113,19 @@ pub struct AuthSettings {
     pub arc: bool,
     /// DKIM-Signature fields verified per message; later ones are ignored.
     pub max_dkim_signatures: usize,
+    /// ARC sealers (lowercase A-label domains) whose recorded DMARC pass overrides a DMARC
+    /// failure when their seal validates.
+    pub trusted_arc_sealers: Vec<String>,
 }
 
 impl AuthSettings {
+    /// Whether `sealer` (an ARC-Seal `d=`) is one of `trusted_arc_sealers` or below one.
+    pub fn is_trusted_sealer(&self, sealer: &str) -> bool {
+        self.trusted_arc_sealers
+            .iter()
+            .any(|t| domain_within(sealer, t))
+    }
+
     /// Whether `ip` is in `trusted_networks`.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         let ip = match ip {
@@ -138,6 +148,44 @@ pub struct PolicySettings {
     pub reject_text: String,
     pub tempfail_text: String,
     pub subject_tag: String,
+    /// DMARC policies set locally per domain (lowercase A-labels), most specific first.
+    pub local_dmarc_policy: Vec<(String, LocalPolicy)>,
+}
+
+impl PolicySettings {
+    /// The local DMARC policy for `domain`: the entry for it or its closest parent.
+    pub fn local_dmarc_policy(&self, domain: &str) -> Option<(&str, LocalPolicy)> {
+        self.local_dmarc_policy
+            .iter()
+            .find(|(d, _)| domain_within(domain, d))
+            .map(|(d, p)| (d.as_str(), *p))
+    }
+}
+
+/// A DMARC policy set locally for a domain (`[policy] local_dmarc_policy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalPolicy {
+    None,
+    Quarantine,
+    Reject,
+}
+
+impl LocalPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalPolicy::None => "none",
+            LocalPolicy::Quarantine => "quarantine",
+            LocalPolicy::Reject => "reject",
+        }
+    }
+}
+
+/// Whether `domain` is `parent` or a subdomain of it (both lowercase).
+pub fn domain_within(domain: &str, parent: &str) -> bool {
+    domain == parent
+        || domain
+            .strip_suffix(parent)
+            .is_some_and(|rest| rest.ends_with('.'))
 }
 
 /// `[headers]`

@@ -122,6 +122,7 @@ pub struct RawAuth {
     pub skip_authenticated: bool,
     pub arc: bool,
     pub max_dkim_signatures: usize,
+    pub trusted_arc_sealers: Vec<String>,
 }
 
 impl Default for RawAuth {
@@ -131,6 +132,7 @@ impl Default for RawAuth {
             skip_authenticated: true,
             arc: true,
             max_dkim_signatures: DEFAULT_MAX_DKIM_SIGNATURES,
+            trusted_arc_sealers: Vec::new(),
         }
     }
 }
@@ -155,6 +157,7 @@ pub struct RawPolicy {
     pub reject_text: String,
     pub tempfail_text: String,
     pub subject_tag: String,
+    pub local_dmarc_policy: BTreeMap<String, String>,
 }
 
 impl Default for RawPolicy {
@@ -169,6 +172,7 @@ impl Default for RawPolicy {
             reject_text: DEFAULT_REJECT_TEXT.into(),
             tempfail_text: DEFAULT_TEMPFAIL_TEXT.into(),
             subject_tag: String::new(),
+            local_dmarc_policy: BTreeMap::new(),
         }
     }
 }

@@ -154,6 +154,17 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
         }
     }
 
+    let mut trusted_arc_sealers = Vec::new();
+    for (i, d) in a.trusted_arc_sealers.iter().enumerate() {
+        match normalize_domain(d) {
+            Some(n) => trusted_arc_sealers.push(n),
+            None => bad(
+                &format!("auth.trusted_arc_sealers[{i}]"),
+                format!("\"{d}\" is not a domain name"),
+            ),
+        }
+    }
+
     if a.max_dkim_signatures == 0 || a.max_dkim_signatures > 100 {
         bad(
             "auth.max_dkim_signatures",
@@ -174,6 +185,28 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             DnsErrorAction::Tempfail
         }
     };
+    let mut local_dmarc_policy = Vec::new();
+    for (domain, policy) in &p.local_dmarc_policy {
+        let key = format!("policy.local_dmarc_policy.\"{domain}\"");
+        let policy = match policy.as_str() {
+            "none" => LocalPolicy::None,
+            "quarantine" => LocalPolicy::Quarantine,
+            "reject" => LocalPolicy::Reject,
+            other => {
+                bad(
+                    &key,
+                    format!("\"{other}\" is not one of \"none\", \"quarantine\", \"reject\""),
+                );
+                continue;
+            }
+        };
+        match normalize_domain(domain) {
+            Some(d) => local_dmarc_policy.push((d, policy)),
+            None => bad(&key, format!("\"{domain}\" is not a domain name")),
+        }
+    }
+    // Most specific first, so that a subdomain's entry wins over its parent's.
+    local_dmarc_policy.sort_by_key(|(d, _)| std::cmp::Reverse(d.len()));
     for (key, v) in [
         ("policy.tag_at", p.tag_at),
         ("policy.quarantine_at", p.quarantine_at),
@@ -402,6 +435,7 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             skip_authenticated: a.skip_authenticated,
             arc: a.arc,
             max_dkim_signatures: a.max_dkim_signatures,
+            trusted_arc_sealers,
         },
         policy: PolicySettings {
             reject_dmarc_reject: p.reject_dmarc_reject,
@@ -413,6 +447,7 @@ pub(super) fn validate(raw: RawConfig, path: Option<PathBuf>) -> Result<Config, 
             reject_text: p.reject_text,
             tempfail_text: p.tempfail_text,
             subject_tag: p.subject_tag,
+            local_dmarc_policy,
         },
         headers: HeaderSettings {
             add_score_headers: raw.headers.add_score_headers,

@@ -72,7 +72,7 @@ fn token(text: &str) -> String {
 
 /// The value of our Authentication-Results header, folded one method per line:
 /// `id;\n\tspf=…;\n\tdkim=…;\n\tarc=…;\n\tdmarc=…`. `disposition` is what we did with a
-/// DMARC failure (`dis=` in the DMARC comment).
+/// DMARC failure (`dis=` in the DMARC comment); `policy.dmarc` is the domain's policy.
 pub fn authentication_results(
     authserv_id: &str,
     v: &AuthVerdicts,
@@ -118,6 +118,10 @@ pub fn authentication_results(
     }
     if !v.dmarc.from_domain.is_empty() {
         dmarc.push_str(&format!(" header.from={}", token(&v.dmarc.from_domain)));
+    }
+    // RFC 9989, section 9.1: the policy evaluated for the domain (after sp, np and t=y).
+    if let Some(p) = v.dmarc.policy {
+        dmarc.push_str(&format!(" policy.dmarc={}", p.as_str()));
     }
     parts.push(dmarc);
     format!("{};\n\t{}", token(authserv_id), parts.join(";\n\t"))
@@ -223,13 +227,15 @@ mod tests {
             arc: ArcVerdict {
                 result: AuthResult::None,
                 sets: 0,
+                chain: Vec::new(),
             },
             dmarc: DmarcVerdict {
                 result: AuthResult::Pass,
                 from_domain: "sender.example".into(),
                 policy: Some(DmarcPolicy::Reject),
-                pct: 100,
-                sampled: true,
+                testing: false,
+                record: None,
+                other_authors: Vec::new(),
             },
         }
     }
@@ -240,7 +246,7 @@ mod tests {
             authentication_results("mx.test", &verdicts(), DmarcPolicy::None),
             "mx.test;\n\tspf=pass smtp.mailfrom=alice@sender.example;\n\t\
              dkim=pass header.d=sender.example header.s=sel1 header.a=ed25519-sha256 header.b=AbCd+/12;\n\t\
-             arc=none;\n\tdmarc=pass (p=reject dis=none) header.from=sender.example"
+             arc=none;\n\tdmarc=pass (p=reject dis=none) header.from=sender.example policy.dmarc=reject"
         );
     }
 

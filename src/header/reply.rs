@@ -8,8 +8,11 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplyKind {
-    /// Rejected by score or DMARC policy; the text is `policy.reject_text: why`.
+    /// Rejected by score; the text is `policy.reject_text: why`.
     PolicyReject,
+    /// Rejected by the From domain's DMARC policy (RFC 9989, section 7.2); the text is
+    /// `Rejected per DMARC policy for DOMAIN`.
+    DmarcReject,
     /// A DNS lookup failed temporarily and `on_dns_error = "tempfail"`; the text is
     /// `policy.tempfail_text`.
     DnsTempfail,
@@ -41,6 +44,12 @@ pub struct ReplyRow {
 pub const REPLIES: &[ReplyRow] = &[
     ReplyRow {
         kind: ReplyKind::PolicyReject,
+        code: "550",
+        status: "5.7.1",
+        text: "",
+    },
+    ReplyRow {
+        kind: ReplyKind::DmarcReject,
         code: "550",
         status: "5.7.1",
         text: "",

@@ -164,6 +164,7 @@ fn log(eval: &Evaluation) {
                 decision = %eval.decision,
                 dry_run = eval.dry_run,
                 reasons = %codes.join(","),
+                policy_override = eval.policy_override.map_or("", |p| p.as_str()),
                 "message evaluated"
             );
             if eval.dry_run && eval.decision > Decision::Tag {

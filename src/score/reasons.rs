@@ -24,6 +24,21 @@ pub const AUTH_REASONS: &[ReasonInfo] = &[
         description: "DMARC failed for the From domain (its policy is applied separately)",
     },
     ReasonInfo {
+        code: "DMARC_TRUSTED_ARC",
+        weight: 0.0,
+        description: "a DMARC failure overridden: a trusted ARC sealer ([auth] trusted_arc_sealers) recorded a pass for the From domain",
+    },
+    ReasonInfo {
+        code: "DMARC_INDIRECT",
+        weight: 0.0,
+        description: "a p=reject failure of mailing-list or forwarded mail: quarantined, not rejected (RFC 9989, section 8)",
+    },
+    ReasonInfo {
+        code: "DMARC_LOCAL_POLICY",
+        weight: 0.0,
+        description: "[policy] local_dmarc_policy decided what a DMARC failure leads to",
+    },
+    ReasonInfo {
         code: "SPF_FAIL",
         weight: 1.0,
         description: "SPF failed for the envelope sender",
