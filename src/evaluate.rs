@@ -139,7 +139,7 @@ pub struct Evaluation {
     pub reasons: Vec<Reason>,
     pub score: f64,
     pub decision: Decision,
-    /// What the DMARC policy alone asks for (after `pct`), if DMARC failed.
+    /// What is done about a DMARC failure (RFC 9989, section 8): none, quarantine or reject.
     pub dmarc_disposition: DmarcPolicy,
     /// One line explaining a reject, quarantine or tempfail, for replies and logs.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -510,6 +510,63 @@ async fn dry_run_adds_headers_but_does_not_reject() {
     milter.shutdown().await;
 }
 
+// See: #15. RFC 9989, section 11.5: with several authors each domain is evaluated and the
+// strictest failing policy applies (mail-auth alone gives dmarc=none).
+#[tokio::test]
+async fn r15_several_authors_get_the_strictest_policy() {
+    let milter = Milter::spawn(&config("")).await;
+    let msg = eml("plain.eml").replace(
+        "From: Alice Example <alice@sender.example>",
+        "From: Mallory <mallory@none.example>, Alice Example <alice@sender.example>",
+    );
+    assert!(msg.contains("mallory@none.example"), "fixture changed");
+    let env = Envelope {
+        ip: "198.51.100.66",
+        mail_from: "mallory@none.example",
+        ..Envelope::default()
+    };
+    let (_, status) = send(&milter, &env, &msg, false).await;
+    assert_eq!(
+        reply(&status),
+        "550 5.7.1 Rejected per DMARC policy for sender.example"
+    );
+    // From sender.example's own server with its envelope, sender.example passes and
+    // none.example (p=none) fails: the strictest failing policy is none; delivered.
+    let env = Envelope::default();
+    let (actions, status) = send(&milter, &env, &msg, false).await;
+    assert_eq!(status, Status::Continue);
+    let ar = added(&actions, "Authentication-Results").unwrap();
+    assert!(
+        ar.ends_with("dmarc=fail (p=none dis=none) header.from=none.example policy.dmarc=none"),
+        "{ar}"
+    );
+    milter.shutdown().await;
+}
+
+// See: #15. `t=y` (RFC 9989 test mode) applies the policy one level lower.
+#[tokio::test]
+async fn r15_test_mode_lowers_reject_to_quarantine() {
+    let milter = Milter::spawn(&config("")).await;
+    let msg = eml("plain.eml").replace("alice@sender.example", "tess@testing.example");
+    let env = Envelope {
+        ip: "198.51.100.66",
+        mail_from: "tess@testing.example",
+        ..Envelope::default()
+    };
+    let (actions, status) = send(&milter, &env, &msg, false).await;
+    assert_eq!(status, Status::Continue);
+    assert!(actions.has_quarantine("DMARC policy of testing.example is quarantine"));
+    assert!(
+        added(&actions, "Authentication-Results")
+            .unwrap()
+            .ends_with(
+                "dmarc=fail (p=quarantine dis=quarantine) header.from=testing.example \
+             policy.dmarc=quarantine"
+            )
+    );
+    milter.shutdown().await;
+}
+
 // See: #15. RFC 9989 removed `pct`: a `p=reject; pct=0` record rejects like `p=reject`.
 #[tokio::test]
 async fn r15_pct_is_ignored() {

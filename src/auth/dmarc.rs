@@ -88,14 +88,14 @@ fn author_domains(addresses: &[String]) -> Vec<String> {
 }
 
 /// The verdict that decides: a failure with the strongest policy, else a temporary or
-/// permanent error, else a pass, else none.
+/// permanent error, else an author without DMARC, and a pass only when every author passed.
 fn strictest(verdicts: Vec<DmarcVerdict>) -> Option<DmarcVerdict> {
     let rank = |v: &DmarcVerdict| match v.result {
         AuthResult::Fail => 10 + v.policy.map_or(0, |p| p as u8),
         AuthResult::TempError => 5,
         AuthResult::PermError => 4,
         AuthResult::Pass => 2,
-        _ => 1,
+        _ => 3,
     };
     let mut best: Option<DmarcVerdict> = None;
     for v in verdicts {
@@ -171,6 +171,22 @@ mod tests {
             "no-at-sign".to_owned(),
         ];
         assert_eq!(author_domains(&from), ["example.com", "other.example"]);
+    }
+
+    #[test]
+    fn strictest_passes_only_when_every_author_passes() {
+        let v = |result, domain: &str| DmarcVerdict {
+            result,
+            ..none(domain)
+        };
+        let chosen = strictest(vec![
+            v(AuthResult::Pass, "a.example"),
+            v(AuthResult::None, "b.example"),
+        ]);
+        assert_eq!(
+            chosen.map(|c| (c.result, c.from_domain)),
+            Some((AuthResult::None, "b.example".to_owned()))
+        );
     }
 
     #[test]
