@@ -312,7 +312,7 @@ impl Session {
             return status;
         };
         let authserv_id = self.authserv_id(mta_host);
-        let env = self.envelope(&mut m, queue_id, authserv_id);
+        let env = Arc::new(self.envelope(&mut m, queue_id, authserv_id));
         let span = m.span.clone();
         let result = self
             .finish(&env, &mut m, actions, reply)
@@ -332,7 +332,7 @@ impl Session {
 
     async fn finish(
         &self,
-        env: &Envelope,
+        env: &Arc<Envelope>,
         m: &mut MessageData,
         actions: &impl ContextActions,
         reply: &mut impl SetErrorReply,
@@ -342,7 +342,7 @@ impl Session {
             Ok(eval) => eval,
             Err(_) => {
                 let limit = rt.config.milter.evaluation_timeout;
-                let (task_rt, task_env, raw) = (rt.clone(), env.clone(), m.intake.take_raw());
+                let (task_rt, task_env, raw) = (rt.clone(), Arc::clone(env), m.intake.take_raw());
                 let judged = async move {
                     evaluate::evaluate(&task_rt, &task_env, Input::Message(&raw)).await
                 }
