@@ -307,8 +307,8 @@ pf_held_headers() {
 # The results of an unsigned message failing DMARC, from 198.51.100.66.
 ar_fail() {
     local from=$1 domain=$2 policy=$3 dis=$4
-    printf 'Authentication-Results: %s;\tspf=fail smtp.mailfrom=%s;\tdkim=none;\tarc=none;\tdmarc=fail (p=%s dis=%s) header.from=%s' \
-        "$AUTHSERV" "$from" "$policy" "$dis" "$domain"
+    printf 'Authentication-Results: %s;\tspf=fail smtp.mailfrom=%s;\tdkim=none;\tarc=none;\tdmarc=fail (p=%s dis=%s) header.from=%s policy.dmarc=%s' \
+        "$AUTHSERV" "$from" "$policy" "$dis" "$domain" "$policy"
 }
 check_held_headers() {
     local from=$1 domain=$2 policy=$3
