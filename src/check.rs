@@ -152,6 +152,9 @@ fn print_report(file: &Path, eval: &Evaluation, intake: &Intake, format: Format)
             if let Some(w) = &eval.why {
                 obj["why"] = json!(w);
             }
+            if let Some(o) = eval.policy_override {
+                obj["policy_override"] = json!(o.as_str());
+            }
             if let Some(r) = &eval.reply {
                 obj["reply"] = json!(r.to_string());
             }
@@ -175,6 +178,9 @@ fn print_report(file: &Path, eval: &Evaluation, intake: &Intake, format: Format)
             }
             if let Some(w) = &eval.why {
                 out!("  why: {w}");
+            }
+            if let Some(o) = eval.policy_override {
+                out!("  policy_override: {}", o.as_str());
             }
             if let Some(r) = &eval.reply {
                 out!("  reply: {r}");
