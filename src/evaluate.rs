@@ -180,6 +180,17 @@ impl Evaluation {
             .map(|v| header::authentication_results(&self.authserv_id, v, self.dmarc_disposition))
     }
 
+    /// Refuses the message with a fixed reply: tempfail for a 4xx, reject for a 5xx.
+    fn refuse(&mut self, kind: ReplyKind) {
+        let reply = Reply::new(kind, None);
+        (self.decision, self.action) = if reply.is_temporary() {
+            (Decision::Tempfail, Action::Tempfail)
+        } else {
+            (Decision::Reject, Action::Reject)
+        };
+        self.reply = Some(reply);
+    }
+
     /// The Subject a tagged message gets, from the Subject it arrived with.
     pub fn tagged_subject(&self, original: Option<&str>) -> Option<String> {
         let tag = self.subject_tag.as_deref()?;
@@ -290,40 +301,20 @@ fn unjudged(rt: &Runtime, env: &Envelope, kind: Kind) -> Evaluation {
                 }
                 return plan(rt, eval);
             }
-            OversizeAction::Tempfail => {
-                eval.decision = Decision::Tempfail;
-                eval.action = Action::Tempfail;
-                eval.reply = Some(Reply::new(ReplyKind::OversizeTempfail, None));
-            }
-            OversizeAction::Reject => {
-                eval.decision = Decision::Reject;
-                eval.action = Action::Reject;
-                eval.reply = Some(Reply::new(ReplyKind::OversizeReject, None));
-            }
+            OversizeAction::Tempfail => eval.refuse(ReplyKind::OversizeTempfail),
+            OversizeAction::Reject => eval.refuse(ReplyKind::OversizeReject),
         },
         Kind::ForgedOverflow => {
-            eval.decision = Decision::Reject;
-            eval.action = Action::Reject;
-            eval.reply = Some(Reply::new(ReplyKind::ForgedOverflow, None));
+            eval.refuse(ReplyKind::ForgedOverflow);
             eval.delete_forged = false;
         }
         Kind::TransferTimeout { .. } => {
-            eval.decision = Decision::Tempfail;
-            eval.action = Action::Tempfail;
-            eval.reply = Some(Reply::new(ReplyKind::TransferTimeout, None));
+            eval.refuse(ReplyKind::TransferTimeout);
             eval.delete_forged = false;
         }
         Kind::EvaluationTimeout { .. } => match config.milter.on_error {
-            ErrorAction::Tempfail => {
-                eval.decision = Decision::Tempfail;
-                eval.action = Action::Tempfail;
-                eval.reply = Some(Reply::new(ReplyKind::EvaluationTimeoutTempfail, None));
-            }
-            ErrorAction::Reject => {
-                eval.decision = Decision::Reject;
-                eval.action = Action::Reject;
-                eval.reply = Some(Reply::new(ReplyKind::EvaluationTimeoutReject, None));
-            }
+            ErrorAction::Tempfail => eval.refuse(ReplyKind::EvaluationTimeoutTempfail),
+            ErrorAction::Reject => eval.refuse(ReplyKind::EvaluationTimeoutReject),
             ErrorAction::Accept => eval.action = Action::Accept,
         },
     }
